@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   creates .venv if missing, installs the package, runs `pix2pix demo`
+#   make test   creates .venv if missing, installs the package and test tools, runs the tests
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast bench quality image clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,plots]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/pix2pix demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+quality: $(STAMP)
+	$(PY) bench/quality.py
+
+image: $(STAMP)
+	docker/build.sh cpu
+
+clean:
+	rm -rf $(VENV) .pix2pix $(DEMO_OUT) build *.egg-info

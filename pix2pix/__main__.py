@@ -1,0 +1,4 @@
+from pix2pix.cli import main
+
+if __name__ == "__main__":
+    main()

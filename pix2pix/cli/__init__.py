@@ -1,0 +1,66 @@
+"""The ``pix2pix`` command: one click group; each concern registers its subcommands from its
+own module, and this module alone maps exceptions to exit codes.
+
+Heavy imports (TensorFlow) happen inside the commands that need them, so engine verbs such as
+``pix2pix list repo`` answer in a fraction of a second.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pix2pix import __version__
+from pix2pix.errors import Pix2PixError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="pix2pix")
+def cli() -> None:
+    """pix2pix image-to-image translation, run as a Pachyderm data-versioned pipeline.
+
+    \b
+    Model modes:     train, test, export, process, generate, evaluate
+    Engine (pachctl verbs on the embedded engine):
+                     create/list/delete repo, put/get/list/inspect file,
+                     list/inspect/wait commit, create/update/list/inspect/delete pipeline,
+                     list/inspect job, list datum, logs, provenance
+    A real cluster:  cluster deploy|put|wait|get|provenance|status, local serve
+    Everything:      demo
+    """
+
+
+def _register() -> None:
+    # Each module adds its commands to `cli`; imported here so that a module's absence during
+    # development never breaks the others.
+    from pix2pix.cli import train as _train  # noqa: F401  train, test, export, evaluate
+    from pix2pix.cli import images as _images  # noqa: F401  process, generate
+    from pix2pix.cli import engine as _engine  # noqa: F401  pachctl verbs
+    from pix2pix.cli import cluster as _cluster  # noqa: F401  cluster ..., local serve
+    from pix2pix.cli import demo as _demo  # noqa: F401  demo
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line on stderr and a non-zero exit code."""
+    try:
+        cli.main(args=argv, prog_name="pix2pix", standalone_mode=False)
+    except Pix2PixError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,189 @@
+"""Typed configuration: one dataclass per concern, built from CLI options, saved with every
+checkpoint and export (``options.json``) and reloaded by test, export and generate.
+
+Defaults are the paper's (arXiv 1611.07004, section 3 and appendix 6.1) unless a field's help
+says otherwise. Each field's ``metadata["help"]`` is the CLI help text, so the options and the
+config never drift apart: :func:`click_options` turns a dataclass into click options.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Literal, get_args, get_type_hints
+
+import click
+
+from pix2pix.errors import UsageError
+
+
+def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class ModelConfig:
+    """Architecture: what a checkpoint must agree with to be loaded."""
+
+    generator: Literal["unet_256", "unet_128"] = _f(
+        "unet_256", "U-Net generator: unet_256 (8 down/up blocks) or unet_128 (7).")
+    ngf: int = _f(64, "Generator filters in the first conv layer.")
+    ndf: int = _f(64, "Discriminator filters in the first conv layer.")
+    netd_receptive_field: Literal[1, 16, 70, 286] = _f(
+        70, "PatchGAN receptive field in pixels: 1 (PixelGAN), 16, 70 or 286 (ImageGAN at 256).",
+        (1, 16, 70, 286))
+    norm: Literal["batch", "instance"] = _f("batch", "Normalisation layers: batch or instance.")
+    input_nc: int = _f(3, "Input channels.")
+    output_nc: int = _f(3, "Output channels.")
+    crop_size: int = _f(256, "Training and inference image size (square) the model sees.")
+
+
+@dataclass
+class DataConfig:
+    """How paired images are found, decoded and jittered."""
+
+    direction: Literal["AtoB", "BtoA"] = _f("AtoB", "Translate A to B or B to A (facades labels->photo is BtoA).")
+    load_size: int = _f(286, "Resize to this size before a random crop (preprocess resize_and_crop).")
+    preprocess: Literal["resize_and_crop", "crop", "none"] = _f(
+        "resize_and_crop",
+        "Jitter: resize_and_crop (resize to load_size, random crop), crop (random crops, no resize), "
+        "none (resize to crop_size only).")
+    no_flip: bool = _f(False, "Do not flip training pairs horizontally at random.")
+    on_bad_image: Literal["skip", "fail"] = _f(
+        "skip", "An undecodable image is named in a warning and skipped, or stops the run.")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the training loop."""
+
+    max_steps: int | None = _f(None, "Stop after this many steps (overrides max_epochs).")
+    max_epochs: int | None = _f(200, "Stop after this many epochs.")
+    batch_size: int = _f(1, "Pairs per step (the paper uses 1 with batch norm, i.e. instance-like).")
+    lr: float = _f(2e-4, "Adam learning rate.")
+    beta1: float = _f(0.5, "Adam beta1.")
+    gan_mode: Literal["vanilla", "lsgan"] = _f("vanilla", "GAN loss: vanilla (BCE on logits) or lsgan.")
+    l1_weight: float = _f(100.0, "Weight of the L1 term in the generator loss (lambda).")
+    gan_weight: float = _f(1.0, "Weight of the GAN term in the generator loss.")
+    lr_policy: Literal["constant", "linear"] = _f(
+        "constant", "Learning rate policy: constant, or linear decay to 0 over the last lr_decay_epochs.")
+    lr_decay_epochs: int = _f(100, "Epochs of linear decay at the end (lr_policy linear).")
+    clip_grad: float | None = _f(None, "Clip gradients to this global norm (off by default).")
+    seed: int | None = _f(None, "Random seed for weights, shuffling and jitter.")
+    save_freq: int = _f(500, "Write a checkpoint every this many steps (and always at the end).")
+    keep_checkpoints: int = _f(3, "How many checkpoints to keep.")
+    summary_freq: int = _f(100, "Write TensorBoard summaries every this many steps (0 to turn off).")
+    test_dropout: bool = _f(False, "Keep dropout on at inference, as the paper does for noise.")
+
+
+def to_dict(*configs: Any) -> dict[str, dict[str, Any]]:
+    """``{"model": {...}, "data": {...}, ...}`` keyed by the dataclass name minus 'Config'."""
+    return {type(c).__name__.removesuffix("Config").lower(): dataclasses.asdict(c) for c in configs}
+
+
+def from_dict(cls: type, values: dict[str, Any], *, source: str) -> Any:
+    """Build ``cls`` from a dict, refusing unknown keys and wrong types with one clear line."""
+    known = {f.name: f for f in fields(cls)}
+    hints = get_type_hints(cls)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(known))}")
+    out = {}
+    for name, value in values.items():
+        out[name] = _coerce(hints[name], value, f"{source}: {name}")
+    return cls(**out)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    args = get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    if getattr(hint, "__origin__", None) is Literal:
+        # click hands numeric choices over as strings ("70"): match them by their text.
+        value = next((a for a in args if a == value or str(a) == str(value)), value)
+        if value not in args:
+            raise UsageError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if getattr(base, "__origin__", None) is Literal:
+        return _coerce(base, value, where)
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if base is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return base(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: {value!r} is not a valid {base.__name__}") from None
+
+
+def save_options(path: Path, **configs: Any) -> None:
+    """Write ``options.json`` atomically (temp file + rename) so a crash never leaves half of it."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def load_options(path: Path) -> dict[str, dict[str, Any]]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: options file not found") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path}: cannot read options ({e})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a JSON object of option groups")
+    return data
+
+
+def click_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable:
+    """Decorator adding one ``--name`` option per dataclass field, default None (= not given),
+    so callers can tell explicit flags from defaults when merging with a saved options.json."""
+    hints = get_type_hints(cls)
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(fields(cls)):
+            if f.name in exclude:
+                continue
+            hint = hints[f.name]
+            args = [a for a in get_args(hint) if a is not type(None)] or [hint]
+            base = args[0]
+            help_ = f.metadata.get("help", "")
+            default = f.default
+            if base is bool:
+                fn = click.option(f"--{f.name}", default=None, is_flag=True, flag_value=True,
+                                  help=f"{help_}")(fn)
+                continue
+            if getattr(hint, "__origin__", None) is Literal or getattr(base, "__origin__", None) is Literal:
+                lits = get_args(hint) if getattr(hint, "__origin__", None) is Literal else get_args(base)
+                if all(isinstance(x, str) for x in lits):
+                    ptype: Any = click.Choice(lits)
+                else:
+                    ptype = click.Choice([str(x) for x in lits])
+            else:
+                ptype = base
+            fn = click.option(f"--{f.name}", default=None, type=ptype,
+                              help=f"{help_} [default: {default}]")(fn)
+        return fn
+
+    return decorate
+
+
+def build(cls: type, given: dict[str, Any], saved: dict[str, Any] | None = None, *,
+          source: str = "options") -> Any:
+    """Defaults, overlaid by ``saved`` (from options.json or a params file), overlaid by the
+    options the user actually gave (``None`` means not given)."""
+    names = {f.name for f in fields(cls)}
+    merged: dict[str, Any] = dict(saved or {})
+    merged.update({k: v for k, v in given.items() if k in names and v is not None})
+    return from_dict(cls, merged, source=source)
