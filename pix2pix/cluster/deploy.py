@@ -1,0 +1,183 @@
+"""``pix2pix cluster deploy``: create or update the input repos and the pipelines on pachd.
+
+Idempotent: a repo that exists is updated in place (``update=True``), a pipeline that exists is
+updated (a new pipeline version; pachd reprocesses only what changed), one that does not is
+created. Pipelines go in dependency order, so each one's inputs exist when pachd checks them::
+
+    training ──> checkpoint ──> model ──┐
+    input_images ──> preprocess_images ─┴─> generate_images
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import grpc
+from google.protobuf import json_format
+from python_pachyderm.proto.v2.pps import pps_pb2
+
+from pix2pix.cluster.connection import Cluster, rpc_error
+from pix2pix.errors import SpecError, UsageError
+
+GPU_SUFFIX = "-gpu"
+
+
+@dataclass
+class PipelineSpec:
+    """One pipeline spec as read from a file (Pachyderm JSON, camelCase)."""
+
+    name: str
+    spec: dict[str, Any]
+    source: Path
+
+    def input_repos(self) -> list[str]:
+        return sorted({p["repo"] for p in pfs_inputs(self.spec.get("input") or {}) if "repo" in p})
+
+
+@dataclass
+class DeployResult:
+    """What deploy did, for the CLI to print."""
+
+    repos_created: list[str] = field(default_factory=list)
+    repos_updated: list[str] = field(default_factory=list)
+    pipelines_created: list[str] = field(default_factory=list)
+    pipelines_updated: list[str] = field(default_factory=list)
+
+
+def pfs_inputs(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ``pfs`` input under an input tree (cross, union, join, group nest)."""
+    if "pfs" in node:
+        return [node["pfs"]]
+    return [p for key in ("cross", "union", "join", "group")
+            for child in node.get(key) or [] for p in pfs_inputs(child)]
+
+
+def read_spec_file(path: Path) -> list[dict[str, Any]]:
+    """The specs in one file: a JSON object, a JSON list of them, or several objects in a row
+    (optionally separated by ``---`` lines, as the Pachyderm examples write them)."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read pipeline spec ({e.strerror})") from None
+    text = "\n".join("" if line.strip() == "---" else line for line in text.splitlines())
+    decoder, docs, pos = json.JSONDecoder(), [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        docs.extend(doc if isinstance(doc, list) else [doc])
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, dict) or not isinstance((doc.get("pipeline") or {}).get("name"), str):
+            raise SpecError(f"{path}: spec #{i + 1} has no pipeline.name; every spec needs "
+                            '{"pipeline": {"name": ...}}')
+    return docs
+
+
+def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:
+    """The pipeline specs of a folder, one per pipeline name, in dependency order.
+
+    ``NAME.json`` is the CPU spec and ``NAME-gpu.json`` its GPU variant; ``gpu`` picks the variant
+    where one exists. Any other ``*.json`` is read as a (possibly multi-spec) file.
+    """
+    pipelines_dir = Path(pipelines_dir)
+    if not pipelines_dir.is_dir():
+        raise UsageError(f"pipelines folder {pipelines_dir} not found; pass --pipelines DIR "
+                         "(the project's pipelines/ holds the four specs)")
+    files = sorted(pipelines_dir.glob("*.json"))
+    stems = {p.stem for p in files}
+    chosen: dict[str, PipelineSpec] = {}
+    for path in files:
+        stem = path.stem
+        if stem.endswith(GPU_SUFFIX) and (not gpu and stem[: -len(GPU_SUFFIX)] in stems):
+            continue  # the CPU spec of the same stage is used
+        if not stem.endswith(GPU_SUFFIX) and gpu and f"{stem}{GPU_SUFFIX}" in stems:
+            continue  # its GPU variant is used
+        for spec in read_spec_file(path):
+            name = spec["pipeline"]["name"]
+            if name in chosen and chosen[name].source != path:
+                raise SpecError(f"{path}: pipeline {name!r} is also defined in {chosen[name].source}; "
+                                "keep one spec per pipeline in the folder")
+            chosen[name] = PipelineSpec(name=name, spec=spec, source=path)
+    if not chosen:
+        raise UsageError(f"{pipelines_dir}: no pipeline specs (*.json) found")
+    return order_specs(list(chosen.values()))
+
+
+def order_specs(specs: Iterable[PipelineSpec]) -> list[PipelineSpec]:
+    """Topological order: a pipeline after every pipeline whose output repo it reads."""
+    by_name = {s.name: s for s in specs}
+    done: list[PipelineSpec] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise SpecError(f"{by_name[name].source}: pipelines form a cycle: {' -> '.join(chain + (name,))}")
+        state[name] = "visiting"
+        for repo in by_name[name].input_repos():
+            if repo in by_name:
+                visit(repo, chain + (name,))
+        state[name] = "done"
+        done.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name, ())
+    return done
+
+
+def source_repos(specs: list[PipelineSpec]) -> list[str]:
+    """Input repos no pipeline writes: the ones users put data into (training, input_images)."""
+    outputs = {s.name for s in specs}
+    return sorted({r for s in specs for r in s.input_repos()} - outputs)
+
+
+def to_request(spec: PipelineSpec, *, update: bool) -> pps_pb2.CreatePipelineRequest:
+    """The CreatePipelineRequest pachctl would send for this spec (``pachctl create pipeline -f``)."""
+    try:
+        req = json_format.ParseDict(spec.spec, pps_pb2.CreatePipelineRequest())
+    except json_format.ParseError as e:
+        raise SpecError(f"{spec.source}: pipeline {spec.name!r}: {e}") from None
+    req.update = update
+    return req
+
+
+def deploy(cluster: Cluster, *, pipelines_dir: Path, gpu: bool = False,
+           repo_descriptions: dict[str, str] | None = None) -> DeployResult:
+    """Create or update the source repos and every pipeline of ``pipelines_dir`` on ``cluster``."""
+    specs = load_specs(pipelines_dir, gpu=gpu)
+    requests = [(s, to_request(s, update=False)) for s in specs]  # parse all before touching pachd
+    result = DeployResult()
+    client = cluster.client
+    for repo in source_repos(specs):
+        with cluster.rpc(f"repo {repo!r}"):
+            exists = _exists(lambda: client.inspect_repo(repo))
+            client.create_repo(repo, description=(repo_descriptions or {}).get(repo, ""), update=True)
+        (result.repos_updated if exists else result.repos_created).append(repo)
+    for spec, req in requests:
+        with cluster.rpc(f"pipeline {spec.name!r} ({spec.source.name})"):
+            exists = _exists(lambda: list(client.inspect_pipeline(spec.name)))
+            # Inspect first, so a cluster that refuses update=True for a new pipeline still works.
+            req.update = exists
+            client.create_pipeline_from_request(req)
+        (result.pipelines_updated if exists else result.pipelines_created).append(spec.name)
+    return result
+
+
+def _exists(call) -> bool:
+    try:
+        call()
+        return True
+    except (grpc.RpcError, ConnectionError) as e:
+        err = rpc_error(e)
+        if err is not None and err.code() == grpc.StatusCode.NOT_FOUND:
+            return False
+        raise
+
