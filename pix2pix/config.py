@@ -75,6 +75,10 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "How many checkpoints to keep.")
     summary_freq: int = _f(100, "Write TensorBoard summaries every this many steps (0 to turn off).")
     test_dropout: bool = _f(False, "Keep dropout on at inference, as the paper does for noise.")
+    test_stats: Literal["image", "running"] = _f(
+        "image", "Batch-norm statistics at inference: image (each image's own, as training at "
+        "batch size 1 sees them; the paper's choice) or running (moving averages).")
+    jit_compile: bool = _f(False, "Compile the train step with XLA.")
 
 
 def to_dict(*configs: Any) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,126 @@
+"""Export mode: a training checkpoint -> a SavedModel that needs only TensorFlow to serve.
+
+Signatures (both return their result under the key "output"):
+  serving_default(images: uint8 [N, S, S, 3]) -> uint8 [N, S, S, 3]   S = crop_size
+  translate_png(image: string scalar, PNG/JPEG/BMP/GIF bytes of any size) -> string (PNG bytes,
+      S x S: the image is resized to the model's size, translated, and returned at that size)
+
+``options.json`` (the training options) sits next to ``saved_model.pb``. The folder is written
+under a temporary name and renamed at the end, so a reader never sees half an export.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from pix2pix.errors import ModelError, UsageError
+
+OPTIONS_FILE = "options.json"
+
+
+def from_uint8(images: tf.Tensor) -> tf.Tensor:
+    """uint8 0..255 -> float32 in [-1, 1], the generator's range."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """float in [-1, 1] -> uint8 0..255, rounded."""
+    return tf.cast(tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
+
+
+class Translator(tf.Module):
+    """The generator wrapped with uint8 and encoded-image entry points."""
+
+    def __init__(self, generator: tf.keras.Model, size: int):
+        super().__init__(name="pix2pix")
+        self.generator, self.size = generator, size
+        self.serve = tf.function(self._serve, input_signature=[
+            tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")])
+        self.translate_png = tf.function(self._translate_png, input_signature=[
+            tf.TensorSpec([], tf.string, name="image")])
+
+    def _serve(self, images):
+        return {"output": to_uint8(self.generator(from_uint8(images), training=False))}
+
+    def _translate_png(self, image):
+        decoded = tf.io.decode_image(image, channels=3, expand_animations=False)
+        x = tf.image.resize(tf.cast(decoded, tf.float32), [self.size, self.size],
+                            antialias=True)
+        x = tf.clip_by_value(x, 0.0, 255.0) / 127.5 - 1.0
+        y = to_uint8(self.generator(x[None], training=False))[0]
+        return {"output": tf.io.encode_png(y)}
+
+
+def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = None,
+           test_stats: str | None = None) -> Path:
+    """Write the SavedModel of the latest checkpoint in ``checkpoint`` to ``output_dir``.
+
+    ``output_dir`` must not exist, be empty, or hold an earlier export (which is replaced).
+    """
+    from pix2pix.model.trainer import restore_generator
+
+    checkpoint, output_dir = Path(checkpoint), Path(output_dir)
+    generator, options = restore_generator(checkpoint, test_dropout=test_dropout,
+                                           test_stats=test_stats)
+    model = options["model"]
+    if model.get("input_nc", 3) != 3 or model.get("output_nc", 3) != 3:
+        raise ModelError(f"{checkpoint}: export serves RGB; this model has input_nc="
+                         f"{model.get('input_nc')} output_nc={model.get('output_nc')}")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"{output_dir}: exists and is not a folder")
+    existing = list(output_dir.iterdir()) if output_dir.is_dir() else []
+    if existing and not (output_dir / "saved_model.pb").is_file():
+        raise UsageError(f"{output_dir}: folder is not empty and holds no earlier export; "
+                         "give an empty or new --output_dir")
+    if train := options.get("train"):
+        if test_dropout is not None:
+            train["test_dropout"] = test_dropout
+        if test_stats is not None:
+            train["test_stats"] = test_stats
+
+    # Temp folder next to the target (same filesystem, so the final rename is atomic); inside
+    # it when the target already exists empty (e.g. a Pachyderm /pfs/out mount).
+    in_place = output_dir.is_dir() and not existing
+    tmp = (output_dir / ".export.tmp" if in_place
+           else output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    module = Translator(generator, int(model["crop_size"]))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
+                                                          "translate_png": module.translate_png})
+        (tmp / OPTIONS_FILE).write_text(json.dumps(options, indent=2) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if in_place:
+        # saved_model.pb last: its presence marks a complete export.
+        for child in sorted(tmp.iterdir(), key=lambda p: p.name == "saved_model.pb"):
+            os.replace(child, output_dir / child.name)
+        tmp.rmdir()
+    elif existing:
+        old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+        os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, output_dir)
+    return output_dir
+
+
+def load_translator(model_dir: Path):
+    """``tf.saved_model.load`` of an export, with its options; ModelError when not an export."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "saved_model.pb").is_file():
+        raise ModelError(f"{model_dir}: no saved_model.pb; is it a `pix2pix export` folder?")
+    try:
+        loaded = tf.saved_model.load(str(model_dir))
+        options = json.loads((model_dir / OPTIONS_FILE).read_text())
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{model_dir}: cannot load the exported model ({first})") from None
+    return loaded, options

@@ -1,0 +1,221 @@
+"""pix2pix networks (arXiv 1611.07004, appendix 6.1): the U-Net generator and the PatchGAN
+discriminator, plus the two small layers they need (normalisation and switchable dropout).
+
+Shape comments are for the defaults: a 256x256 input, ngf = ndf = 64, batch ``bs``.
+Weights are drawn from N(0, 0.02), norm scales from N(1, 0.02), as in the paper's code.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from pix2pix.config import ModelConfig
+
+INIT = keras.initializers.RandomNormal(0.0, 0.02)
+
+
+class BatchNorm(layers.Layer):
+    """Batch normalisation on TensorFlow's fused kernel (faster on CPU than Keras' generic one).
+
+    At inference ``test_stats`` picks the statistics: "image" normalises each image with its own
+    mean and variance, which is what training at batch size 1 did (the paper applies "the
+    statistics of the test batch" at test time) and keeps outputs independent of the other images
+    in a batch; "running" uses the moving averages, the usual choice after large-batch training.
+    """
+
+    def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, test_stats: str = "image",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.momentum, self.epsilon, self.test_stats = momentum, epsilon, test_stats
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.gamma = self.add_weight(shape=(c,), initializer=keras.initializers.RandomNormal(1.0, 0.02),
+                                     name="gamma")
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+        self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False,
+                                           name="moving_mean")
+        self.moving_var = self.add_weight(shape=(c,), initializer="ones", trainable=False,
+                                          name="moving_var")
+
+    def call(self, x, training=False):
+        if training:
+            y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+                x, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+            m = self.momentum
+            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+            self.moving_var.assign(self.moving_var * m + var * (1.0 - m))
+            return y
+        if self.test_stats == "image":
+            return _instance_normalize(x, self.gamma, self.beta, self.epsilon)
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_var,
+            epsilon=self.epsilon, is_training=False)
+        return y
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "test_stats": self.test_stats}
+
+
+class InstanceNorm(layers.Layer):
+    """Instance normalisation (Ulyanov et al. 2016): each image and channel over its own H x W,
+    with a learned per-channel scale and offset; identical in training and inference."""
+
+    def __init__(self, epsilon: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+
+    def call(self, x, training=False):
+        return _instance_normalize(x, self.gamma, self.beta, self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def _instance_normalize(x, gamma, beta, epsilon):
+    mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(var + epsilon) * gamma + beta
+
+
+class Dropout(layers.Dropout):
+    """Dropout that can stay on at inference (``always``): the paper's only source of noise."""
+
+    def __init__(self, rate: float, always: bool = False, **kwargs):
+        super().__init__(rate, **kwargs)
+        self.always = always
+
+    def call(self, x, training=False):
+        return super().call(x, training=bool(training) or self.always)
+
+    def get_config(self):
+        return {**super().get_config(), "always": self.always}
+
+
+class LeakyReLU(layers.Layer):
+    """LeakyReLU(0.2) as max(x, 0.2 x): with tf.nn.leaky_relu after a biased conv, Grappler's
+    remapper (TF 2.19) fails on the fused op's gradient and logs an error on every run."""
+
+    def call(self, x):
+        return tf.maximum(x, 0.2 * x)
+
+
+def _norm(kind: str, name: str, test_stats: str) -> layers.Layer:
+    if kind == "instance":
+        return InstanceNorm(name=name)
+    return BatchNorm(test_stats=test_stats, name=name)
+
+
+def _down(x, filters: int, *, norm: str | None, name: str, test_stats: str = "image"):
+    """Ck: 4x4 conv stride 2 -> norm -> LeakyReLU(0.2). No bias before a norm (it cancels)."""
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm is None,
+                      kernel_initializer=INIT, name=f"{name}_conv")(x)
+    if norm is not None:
+        x = _norm(norm, f"{name}_norm", test_stats)(x)
+    return LeakyReLU(name=f"{name}_lrelu")(x)
+
+
+def _up(x, skip, filters: int, *, norm: str, dropout: bool, test_dropout: bool, name: str,
+        test_stats: str):
+    """(C|CD)k: 4x4 transposed conv stride 2 -> norm -> [dropout 0.5] -> ReLU -> concat skip."""
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=INIT, name=f"{name}_conv")(x)
+    x = _norm(norm, f"{name}_norm", test_stats)(x)
+    if dropout:
+        x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    return layers.Concatenate(name=f"{name}_skip")([x, skip])
+
+
+def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
+                   test_stats: str = "image") -> keras.Model:
+    """U-Net: unet_256 has 8 encoder levels (1x1 bottleneck at 256), unet_128 has 7.
+
+    Args:
+        cfg: architecture (generator, ngf, norm, channels, crop_size).
+        test_dropout: keep dropout on at inference.
+        test_stats: batch-norm statistics at inference, "image" or "running" (see BatchNorm).
+    """
+    f, n = cfg.ngf, cfg.norm
+    levels = {"unet_256": 8, "unet_128": 7}[cfg.generator]
+    if cfg.crop_size % 2 ** levels:
+        raise ValueError(f"{cfg.generator} needs crop_size divisible by {2 ** levels}, "
+                         f"got {cfg.crop_size}")
+    encoder = [  # (filters, norm): the paper's C64-C128-C256-C512-C512-C512-C512-C512
+        (f, None),      # (bs, 128, 128, 64)  no norm on the first layer (paper 6.1.1)
+        (f * 2, n),     # (bs, 64, 64, 128)
+        (f * 4, n),     # (bs, 32, 32, 256)
+        (f * 8, n),     # (bs, 16, 16, 512)
+        (f * 8, n),     # (bs, 8, 8, 512)
+        (f * 8, n),     # (bs, 4, 4, 512)
+        (f * 8, n),     # (bs, 2, 2, 512)
+        (f * 8, None),  # (bs, 1, 1, 512)  bottleneck: a 1x1 map normalises to all zeros, so no norm
+    ]
+    decoder = [  # (filters, dropout): CD512-CD512-CD512-C512-C256-C128-C64, each + skip concat
+        (f * 8, True),   # (bs, 2, 2, 1024)
+        (f * 8, True),   # (bs, 4, 4, 1024)
+        (f * 8, True),   # (bs, 8, 8, 1024)
+        (f * 8, False),  # (bs, 16, 16, 1024)
+        (f * 4, False),  # (bs, 32, 32, 512)
+        (f * 2, False),  # (bs, 64, 64, 256)
+        (f, False),      # (bs, 128, 128, 128)
+    ]
+    if levels == 7:  # unet_128: one 512 level fewer on each side
+        encoder = encoder[:6] + encoder[7:]
+        decoder = decoder[:3] + decoder[4:]
+
+    inputs = keras.Input((cfg.crop_size, cfg.crop_size, cfg.input_nc), name="input")  # (bs, 256, 256, 3)
+    x, skips = inputs, []
+    for i, (filters, norm) in enumerate(encoder):
+        x = _down(x, filters, norm=norm, name=f"down{i + 1}", test_stats=test_stats)
+        skips.append(x)
+    for i, ((filters, dropout), skip) in enumerate(zip(decoder, reversed(skips[:-1]))):
+        x = _up(x, skip, filters, norm=n, dropout=dropout, test_dropout=test_dropout,
+                name=f"up{i + 1}", test_stats=test_stats)
+    x = layers.Conv2DTranspose(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
+                               kernel_initializer=INIT, name="output")(x)  # (bs, 256, 256, 3)
+    return keras.Model(inputs, x, name=cfg.generator)
+
+
+# n_layers of stride-2 convs per receptive field, after junyanz's NLayerDiscriminator;
+# 1 is the PixelGAN (1x1 convs only). The test suite computes each field from the built net.
+_PATCH_LAYERS = {16: 1, 70: 3, 286: 5}
+
+
+def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running") -> keras.Model:
+    """Conditional PatchGAN: classifies each receptive-field patch of concat(input, target).
+
+    Receptive field 70 (default) on 256: C64-C128-C256 at stride 2, C512 at stride 1, then a
+    1-channel conv at stride 1, giving a 30x30 grid of logits.
+    """
+    f, n, s = cfg.ndf, cfg.norm, cfg.crop_size
+    a = keras.Input((s, s, cfg.input_nc), name="input")    # (bs, 256, 256, 3)
+    b = keras.Input((s, s, cfg.output_nc), name="target")  # (bs, 256, 256, 3)
+    x = layers.Concatenate(name="pair")([a, b])             # (bs, 256, 256, 6)
+    if cfg.netd_receptive_field == 1:
+        x = layers.Conv2D(f, 1, kernel_initializer=INIT, name="pix1_conv")(x)  # (bs, 256, 256, 64)
+        x = LeakyReLU(name="pix1_lrelu")(x)
+        x = layers.Conv2D(f * 2, 1, use_bias=False, kernel_initializer=INIT,
+                          name="pix2_conv")(x)                                 # (bs, 256, 256, 128)
+        x = _norm(n, "pix2_norm", test_stats)(x)
+        x = LeakyReLU(name="pix2_lrelu")(x)
+        x = layers.Conv2D(1, 1, kernel_initializer=INIT, name="logits")(x)     # (bs, 256, 256, 1)
+        return keras.Model([a, b], x, name="pixelgan")
+    n_layers = _PATCH_LAYERS[cfg.netd_receptive_field]
+    x = _down(x, f, norm=None, name="d1")                  # (bs, 128, 128, 64)
+    for i in range(1, n_layers):                           # (bs, 64, 64, 128), (bs, 32, 32, 256)
+        x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats)
+    x = layers.ZeroPadding2D(1, name="pad1")(x)            # (bs, 34, 34, 256)
+    x = layers.Conv2D(f * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=INIT,
+                      name="s1_conv")(x)                   # (bs, 31, 31, 512)
+    x = _norm(n, "s1_norm", test_stats)(x)
+    x = LeakyReLU(name="s1_lrelu")(x)
+    x = layers.ZeroPadding2D(1, name="pad2")(x)            # (bs, 33, 33, 512)
+    x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="logits")(x)  # (bs, 30, 30, 1)
+    return keras.Model([a, b], x, name=f"patchgan_{cfg.netd_receptive_field}")

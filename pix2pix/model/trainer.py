@@ -1,0 +1,162 @@
+"""The pix2pix update and its checkpoints.
+
+One ``tf.function`` with a fixed input signature (batch dimension left open, so a short last
+batch does not retrace) runs G forward once, D on the real and the fake pair, and updates both
+nets from one persistent tape, as in the TF tutorial: D and G are updated simultaneously from
+the same forward pass rather than re-running D after its own update (junyanz), which saves a
+third D pass per step.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from pix2pix.config import ModelConfig, TrainConfig, from_dict
+from pix2pix.errors import ModelError
+from pix2pix.model.losses import clip_gradients, discriminator_loss, generator_loss
+from pix2pix.model.networks import patch_discriminator, unet_generator
+from pix2pix.model.optim import Adam
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SUBDIR = "checkpoints"
+OPTIONS_FILE = "options.json"
+
+
+class Trainer:
+    """Generator, discriminator, their Adam optimisers, the step counter and the train step."""
+
+    def __init__(self, model: ModelConfig, train: TrainConfig):
+        self.model_cfg, self.cfg = model, train
+        self.generator = unet_generator(model, test_stats=train.test_stats)
+        self.discriminator = patch_discriminator(model)
+        self.g_opt = Adam(self.generator.trainable_variables, lr=train.lr, beta1=train.beta1,
+                          name="g_adam")
+        self.d_opt = Adam(self.discriminator.trainable_variables, lr=train.lr,
+                          beta1=train.beta1, name="d_adam")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(generator=self.generator,
+                                              discriminator=self.discriminator,
+                                              g_opt=self.g_opt, d_opt=self.d_opt, step=self.step)
+        s = model.crop_size
+        self.train_step = tf.function(
+            self._train_step, jit_compile=train.jit_compile, reduce_retracing=True,
+            input_signature=[tf.TensorSpec([None, s, s, model.input_nc], tf.float32),
+                             tf.TensorSpec([None, s, s, model.output_nc], tf.float32),
+                             tf.TensorSpec([], tf.float32)])
+
+    def _train_step(self, inp: tf.Tensor, tar: tf.Tensor, lr: tf.Tensor):
+        """One update of D and G on a batch; returns (scalar losses, generated batch)."""
+        G, D, c = self.generator, self.discriminator, self.cfg
+        self.g_opt.learning_rate.assign(lr)
+        self.d_opt.learning_rate.assign(lr)
+        with tf.GradientTape(persistent=True) as tape:
+            fake = G(inp, training=True)
+            real_logits = D([inp, tar], training=True)
+            fake_logits = D([inp, fake], training=True)
+            losses = generator_loss(fake_logits, fake, tar, mode=c.gan_mode,
+                                    gan_weight=c.gan_weight, l1_weight=c.l1_weight)
+            losses["d_loss"] = discriminator_loss(real_logits, fake_logits, mode=c.gan_mode)
+        g_grads, losses["g_grad_norm"] = clip_gradients(
+            tape.gradient(losses["g_total"], G.trainable_variables), c.clip_grad)
+        d_grads, losses["d_grad_norm"] = clip_gradients(
+            tape.gradient(losses["d_loss"], D.trainable_variables), c.clip_grad)
+        del tape
+        self.g_opt.apply(g_grads, G.trainable_variables)
+        self.d_opt.apply(d_grads, D.trainable_variables)
+        self.step.assign_add(1)
+        return losses, fake
+
+
+def checkpoint_manager(checkpoint: tf.train.Checkpoint, output_dir: Path, *, keep: int,
+                       step: tf.Variable | None = None) -> tf.train.CheckpointManager:
+    """Manager for ``output_dir/checkpoints``.
+
+    Atomicity: TensorFlow writes a checkpoint's data and index first and only then rewrites the
+    small ``checkpoint`` state file, through a temp file and a rename. A kill mid-save therefore
+    leaves the state file naming the previous, complete checkpoint; :func:`restore_latest` also
+    falls back to older ones should the newest still fail to read.
+    """
+    return tf.train.CheckpointManager(checkpoint, str(Path(output_dir) / CHECKPOINT_SUBDIR),
+                                      max_to_keep=keep, step_counter=step)
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, directory: Path, *,
+                   partial: bool = False) -> str | None:
+    """Restore the newest readable checkpoint in ``directory``; None when there is none.
+
+    Raises:
+        ModelError: checkpoints are listed but none can be read.
+    """
+    state = tf.train.get_checkpoint_state(str(directory))
+    if state is None:
+        return None
+    candidates = list(reversed(list(state.all_model_checkpoint_paths)))
+    if state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
+        candidates.insert(0, state.model_checkpoint_path)
+    errors = []
+    for path in candidates:
+        try:
+            status = checkpoint.restore(path)
+            if partial:
+                status.expect_partial()
+            status.assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            log.warning("checkpoint %s cannot be read (%s); trying an older one", path, first)
+            errors.append(f"{Path(path).name}: {first}")
+    raise ModelError(f"{directory}: no readable checkpoint ({'; '.join(errors)}); "
+                     "delete the folder to start afresh")
+
+
+def read_options(directory: Path) -> dict[str, Any]:
+    """``options.json`` of a training output or export folder, as a dict of groups."""
+    path = Path(directory) / OPTIONS_FILE
+    if not path.is_file():
+        raise ModelError(f"{path}: not found; is {directory} a `pix2pix train` output folder?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: cannot read options ({e})") from None
+    if not isinstance(data, dict) or "model" not in data:
+        raise ModelError(f"{path}: no 'model' group; was it written by `pix2pix train`?")
+    return data
+
+
+def restore_generator(checkpoint_dir: Path, *, test_dropout: bool | None = None,
+                      test_stats: str | None = None) -> tuple[keras.Model, dict[str, Any]]:
+    """Generator of a ``pix2pix train`` output folder with its latest weights, and its options.
+
+    Args:
+        checkpoint_dir: the folder given to ``pix2pix train --output_dir``.
+        test_dropout: keep dropout on at inference (default: the saved train option).
+        test_stats: batch-norm statistics at inference (default: the saved train option).
+
+    Raises:
+        ModelError: the folder, its options.json or a readable checkpoint is missing.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        raise ModelError(f"{checkpoint_dir}: checkpoint folder not found")
+    options = read_options(checkpoint_dir)
+    model = from_dict(ModelConfig, options["model"], source=str(checkpoint_dir / OPTIONS_FILE))
+    saved_train = options.get("train", {})
+    if test_dropout is None:
+        test_dropout = bool(saved_train.get("test_dropout", False))
+    if test_stats is None:
+        test_stats = saved_train.get("test_stats", "image")
+    generator = unet_generator(model, test_dropout=test_dropout, test_stats=test_stats)
+    found = restore_latest(tf.train.Checkpoint(generator=generator),
+                           checkpoint_dir / CHECKPOINT_SUBDIR, partial=True)
+    if found is None:
+        raise ModelError(f"{checkpoint_dir / CHECKPOINT_SUBDIR}: no checkpoint; "
+                         "train first with `pix2pix train --output_dir "
+                         f"{checkpoint_dir}`")
+    log.info("restored generator from %s", found)
+    return generator, options

@@ -1,0 +1,286 @@
+"""Train mode: options -> (resume from) checkpoint -> loop over epochs -> checkpoints and summaries.
+
+Options are merged in this order, later wins: defaults, a params file (``--params`` or
+``params.yaml``/``params.json`` at the root of the input folder, so training parameters can be
+versioned data), explicit flags. When ``output_dir`` already holds a run, its ``options.json``
+is the base instead of the defaults, and a requested *model* option that differs from it is an
+error: a checkpoint can only resume the architecture it was written for.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pix2pix.config import DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options
+from pix2pix.errors import DataError, UsageError
+
+GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+PARAMS_NAMES = ("params.yaml", "params.yml", "params.json")
+
+
+# --------------------------------------------------------------------------- options
+
+def load_params(path: Path) -> dict[str, dict[str, Any]]:
+    """Read a YAML or JSON params file into ``{"model": {...}, "data": {...}, "train": {...}}``.
+
+    The file holds either those groups or flat keys, which go to the group that has the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read params file ({e.strerror or e})") from None
+    import yaml
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
+                         f"({first})") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of options, got {type(raw).__name__}")
+    out: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+    owner = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
+    for key, value in raw.items():
+        if key in GROUPS:
+            if not isinstance(value, dict):
+                raise UsageError(f"{path}: group {key!r} must be a mapping")
+            unknown = sorted(set(value) - {f.name for f in fields(GROUPS[key])})
+            if unknown:
+                raise UsageError(f"{path}: unknown {key} option(s) {', '.join(unknown)}")
+            out[key].update(value)
+        elif key in owner:
+            out[owner[key]][key] = value
+        else:
+            raise UsageError(f"{path}: unknown option {key!r}; groups are model, data, train "
+                             "or flat option names as in `pix2pix train --help`")
+    return out
+
+
+def find_params(input_dir: Path) -> Path | None:
+    """``params.yaml``, ``params.yml`` or ``params.json`` at the root of the input folder."""
+    return next((Path(input_dir) / n for n in PARAMS_NAMES if (Path(input_dir) / n).is_file()),
+                None)
+
+
+def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | None,
+                    given: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    """Merge defaults (or the saved options.json), params file and explicit flags.
+
+    Args:
+        given: flag name -> value for every option of the three configs; None = not given.
+
+    Raises:
+        UsageError: unknown or invalid values, or a model option contradicting the saved run.
+    """
+    params_file = params_file or find_params(input_dir)
+    requested = load_params(params_file) if params_file else {g: {} for g in GROUPS}
+    source = {k: str(params_file) for grp in requested.values() for k in grp}
+    for group, cls in GROUPS.items():
+        for f in fields(cls):
+            if given.get(f.name) is not None:
+                requested[group][f.name] = given[f.name]
+                source[f.name] = f"--{f.name}"
+
+    saved_path = Path(output_dir) / "options.json"
+    if not saved_path.is_file():
+        model, data, train = (build(cls, requested[g], source="options")
+                              for g, cls in GROUPS.items())
+        return model, data, train
+
+    from pix2pix.model.trainer import read_options
+    saved = read_options(output_dir)
+    model = from_dict(ModelConfig, saved["model"], source=str(saved_path))
+    wanted = from_dict(ModelConfig, requested["model"], source="options")
+    for key in requested["model"]:
+        have, want = getattr(model, key), getattr(wanted, key)
+        if have != want:
+            raise UsageError(
+                f"{source[key]}: {key}={want} contradicts {key}={have} of the run in "
+                f"{output_dir} (options.json); drop the option to resume that run, or train "
+                "the new architecture into another --output_dir")
+    data = build(DataConfig, requested["data"], saved.get("data"), source=str(saved_path))
+    train = build(TrainConfig, requested["train"], saved.get("train"), source=str(saved_path))
+    return model, data, train
+
+
+# --------------------------------------------------------------------------- loop
+
+@dataclass
+class TrainResult:
+    step: int             # global step reached (= the step of the last checkpoint)
+    total_steps: int      # planned steps
+    checkpoint: str       # path prefix of the last checkpoint
+    resumed_from: int     # step the run started at (0 for a fresh run)
+    signal: int | None    # the signal that stopped the run early, if any
+
+
+class _StopFlag:
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[_StopFlag]:
+    """SIGINT/SIGTERM ask the loop to stop after the current step (it then saves a checkpoint);
+    a second signal interrupts at once. Only the main thread can install handlers."""
+    flag = _StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.signum is not None:
+            raise KeyboardInterrupt
+        flag.signum = signum
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint and stopping "
+              "(signal again to abort without saving)", file=sys.stderr, flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _Progress:
+    """tqdm bar with img/s on a terminal; otherwise one plain line every ``every`` steps."""
+
+    def __init__(self, *, start: int, total: int, batch_size: int, every: int, tty: bool):
+        self.start, self.total, self.bs, self.every = start, total, batch_size, max(1, every)
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if tty:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True,
+                            file=sys.stderr)
+
+    def update(self, step: int, losses: Callable[[], dict[str, float]]) -> None:
+        done = step - self.start
+        rate = done * self.bs / max(time.perf_counter() - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(1)
+            if done % 10 == 0 or step == self.total:
+                vals = losses()
+                self.bar.set_postfix(img_s=f"{rate:.2f}", g_l1=f"{vals['g_l1']:.3f}",
+                                     d=f"{vals['d_loss']:.3f}")
+        elif step % self.every == 0 or step == self.total:
+            vals = losses()
+            eta = (self.total - step) * self.bs / rate if rate else float("nan")
+            print(f"step {step}/{self.total}  g_gan {vals['g_gan']:.4f}  g_l1 {vals['g_l1']:.4f}  "
+                  f"d {vals['d_loss']:.4f}  {rate:.2f} img/s  eta {_hms(eta)}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataConfig,
+          train: TrainConfig, progress: bool | None = None,
+          dataset_fn: Callable | None = None) -> TrainResult:
+    """Train (or resume training) pix2pix on the pairs in ``input_dir`` into ``output_dir``.
+
+    Writes ``options.json``, ``checkpoints/`` (every ``save_freq`` steps, at the end, and on
+    SIGINT/SIGTERM) and TensorBoard summaries in ``logs/``.
+
+    Args:
+        progress: a tqdm bar (True) or plain log lines (False); None: bar only on a terminal.
+        dataset_fn: ``make_dataset`` replacement for tests (same signature).
+    """
+    import tensorflow as tf
+
+    from pix2pix.model.losses import learning_rate
+    from pix2pix.model.trainer import Trainer, checkpoint_manager, restore_latest, CHECKPOINT_SUBDIR
+    if dataset_fn is None:
+        from pix2pix.data.dataset import make_dataset as dataset_fn
+
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise DataError(f"{input_dir}: input folder not found")
+    if train.max_steps is None and train.max_epochs is None:
+        raise UsageError("give --max_steps or --max_epochs")
+
+    def epoch_dataset(epoch: int):
+        seed = None if train.seed is None else train.seed + epoch
+        return dataset_fn(input_dir, data=data, crop_size=model.crop_size,
+                          batch_size=train.batch_size, training=True, seed=seed)
+
+    if train.seed is not None:
+        tf.keras.utils.set_random_seed(train.seed)
+    ds, n_pairs = epoch_dataset(0)
+    cardinality = int(ds.cardinality())
+    steps_per_epoch = cardinality if cardinality >= 0 else math.ceil(n_pairs / train.batch_size)
+    if steps_per_epoch <= 0:
+        raise DataError(f"{input_dir}: {n_pairs} usable pair(s), fewer than one batch of "
+                        f"{train.batch_size}; lower --batch_size or add pairs")
+    total = train.max_steps if train.max_steps is not None else train.max_epochs * steps_per_epoch
+    decay = train.lr_decay_epochs * steps_per_epoch
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, train)
+    manager = checkpoint_manager(trainer.checkpoint, output_dir, keep=train.keep_checkpoints,
+                                 step=trainer.step)
+    restored = restore_latest(trainer.checkpoint, output_dir / CHECKPOINT_SUBDIR)
+    save_options(output_dir / "options.json", model=model, data=data, train=train)
+    start = step = int(trainer.step.numpy())
+    print(f"{'resuming at step ' + str(step) + ' from ' + restored if restored else 'training'}: "
+          f"{n_pairs} pairs, {steps_per_epoch} steps/epoch, {total} steps -> {output_dir}",
+          file=sys.stderr, flush=True)
+
+    writer = tf.summary.create_file_writer(str(output_dir / "logs"))
+    tty = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(start=step, total=total, batch_size=train.batch_size,
+                    every=train.summary_freq or 100, tty=tty)
+    last_saved = step if restored else -1
+    with _stop_on_signals() as stop, writer.as_default():
+        # An exception (a second signal included) skips the final save: the last periodic
+        # checkpoint stays the one a re-run resumes from.
+        while step < total and stop.signum is None:
+            epoch, offset = divmod(step, steps_per_epoch)
+            batches = ds if epoch == 0 else epoch_dataset(epoch)[0]
+            for inp, tar, _name in batches.skip(offset):
+                lr = learning_rate(step, base=train.lr, policy=train.lr_policy,
+                                   total_steps=total, decay_steps=decay)
+                losses, fake = trainer.train_step(inp, tar, tf.constant(lr, tf.float32))
+                step += 1
+                scalars = lambda: {k: float(v) for k, v in losses.items()}  # noqa: E731
+                if train.summary_freq and (step % train.summary_freq == 0 or step == 1):
+                    _summaries(step, scalars(), lr, inp, fake, tar)
+                if step % train.save_freq == 0:
+                    manager.save(checkpoint_number=step)
+                    last_saved = step
+                bar.update(step, scalars)
+                if step >= total or stop.signum is not None:
+                    break
+        bar.close()
+        if step != last_saved:
+            manager.save(checkpoint_number=step)
+        writer.flush()
+    return TrainResult(step=step, total_steps=total, checkpoint=manager.latest_checkpoint,
+                       resumed_from=start, signal=stop.signum)
+
+
+def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) -> None:
+    import tensorflow as tf
+    for name, value in scalars.items():
+        tf.summary.scalar(name, value, step=step)
+    tf.summary.scalar("lr", lr, step=step)
+    for name, images in (("input", inp), ("output", fake), ("target", tar)):
+        tf.summary.image(name, (images[..., :3] + 1.0) / 2.0, step=step, max_outputs=3)
