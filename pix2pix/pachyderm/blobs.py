@@ -1,0 +1,175 @@
+"""Content-addressed file store: ``blobs/ab/cdef...`` named by the sha256 of the content.
+
+A blob is written to a temp file in ``blobs/tmp``, fsynced, then renamed into place, so a crash
+leaves at most a stray temp file (removed by :meth:`BlobStore.clean_tmp`), never a half blob under
+a real name. Equal content is stored once. Blobs are made read-only because the process executor
+hard-links them into a job's /pfs folder.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from pix2pix.errors import StoreError
+
+CHUNK = 1 << 20
+EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def store_error(e: OSError, what: str) -> StoreError:
+    """Turn an OSError into a StoreError that says what to do about it."""
+    if e.errno == errno.ENOSPC:
+        return StoreError(f"{what}: disk full ({e.filename or ''}); free space and retry, "
+                          "nothing was committed")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreError(f"{what}: state folder is not writable ({e.filename or e}); "
+                          "use --state DIR or PIX2PIX_STATE to pick a writable one")
+    return StoreError(f"{what}: {e}")
+
+
+class BlobStore:
+    """sha256-addressed blobs under ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def path(self, digest: str) -> Path:
+        return self.root / digest[:2] / digest[2:]
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).exists()
+
+    def put(self, data: bytes | BinaryIO) -> tuple[str, int]:
+        """Store ``data`` (bytes or a readable binary stream); return (sha256 hex, size)."""
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix=f"{os.getpid()}-")
+        except OSError as e:
+            raise store_error(e, "cannot write a file into the store") from None
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    h.update(data)
+                    out.write(data)
+                    size = len(data)
+                else:
+                    while chunk := data.read(CHUNK):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = h.hexdigest()
+            final = self.path(digest)
+            if final.exists():
+                os.unlink(tmp_name)  # unchanged content: stored once
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp_name, 0o444)
+                os.replace(tmp_name, final)
+                _fsync_dir(final.parent)
+            return digest, size
+        except OSError as e:
+            _unlink_quietly(tmp_name)
+            raise store_error(e, "cannot write a file into the store") from None
+        except BaseException:
+            _unlink_quietly(tmp_name)
+            raise
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        """Store the content of a host file."""
+        try:
+            with open(path, "rb") as f:
+                return self.put(f)
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) or e.errno == errno.EISDIR:
+                raise StoreError(f"{path}: cannot read ({e.strerror})") from None
+            raise
+
+    def read(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes() if digest != EMPTY else b""
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest[:12]} is missing from the store "
+                             f"({self.root}); the state folder is damaged") from None
+
+    def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
+        if digest == EMPTY:
+            return
+        try:
+            f = open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest[:12]} is missing from the store "
+                             f"({self.root}); the state folder is damaged") from None
+        with f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+
+    def materialize(self, digest: str, dest: Path, *, link: bool = True) -> None:
+        """Place a blob's content at ``dest``: a hard link (read-only, no copy) when possible,
+        else a copy."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if digest == EMPTY:
+            dest.write_bytes(b"")
+            return
+        src = self.path(digest)
+        if link:
+            try:
+                os.link(src, dest)
+                return
+            except OSError:
+                pass  # another filesystem, or links not allowed: copy instead
+        shutil.copyfile(src, dest)
+
+    def clean_tmp(self, older_than_s: float = 3600.0) -> None:
+        """Remove temp files left by killed writers (only those of dead processes or old ones)."""
+        if not self.tmp.is_dir():
+            return
+        now = time.time()
+        for p in self.tmp.iterdir():
+            pid = p.name.split("-", 1)[0]
+            try:
+                dead = pid.isdigit() and not _pid_alive(int(pid))
+                if dead or now - p.stat().st_mtime > older_than_s:
+                    p.unlink()
+            except OSError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(name: str) -> None:
+    try:
+        os.unlink(name)
+    except OSError:
+        pass

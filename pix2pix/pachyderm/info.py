@@ -1,0 +1,169 @@
+"""Typed results of the embedded engine, shaped after Pachyderm 2.x's pfs/pps *Info messages.
+
+These are plain dataclasses (``dataclasses.asdict`` gives the ``--json`` form) so the CLI, the
+gRPC server and the demo read the same fields. Times are UNIX seconds (float); ``None`` means
+"not yet" (an unfinished job) or "not applicable". Field names are stable: extend, never rename.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+Origin = Literal["USER", "AUTO"]
+JobState = Literal["created", "running", "success", "failure", "killed"]
+DatumState = Literal["success", "skipped", "failed", "starting"]
+
+
+@dataclass
+class RepoInfo:
+    """A repo. ``type`` is ``user`` (you put files in it) or ``pipeline`` (a pipeline's output)."""
+
+    name: str
+    description: str
+    created: float
+    size: int  # bytes in the head of master (0 when there is none)
+    branches: list[str] = field(default_factory=list)
+    type: Literal["user", "pipeline"] = "user"
+
+
+@dataclass
+class BranchInfo:
+    """A branch: a movable name for a commit (its head), ``None`` before the first commit."""
+
+    repo: str
+    name: str
+    head: Optional[str]
+
+
+@dataclass
+class Provenance:
+    """One input commit an AUTO commit was computed from."""
+
+    repo: str
+    branch: str
+    commit: str
+
+
+@dataclass
+class CommitInfo:
+    """A finished commit. ``id`` is a Pachyderm global ID (32 hex digits): the AUTO commits a
+    pipeline made because of a user commit share that commit's ID (one commit set)."""
+
+    id: str
+    repo: str
+    branch: str
+    parent: Optional[str]
+    origin: Origin
+    started: float
+    finished: Optional[float]
+    size: int
+    description: str = ""
+    provenance: list[Provenance] = field(default_factory=list)
+
+
+@dataclass
+class FileInfo:
+    """A file or directory in a commit. Directories are implied by the files under them;
+    their size is the sum and their hash is ``""``."""
+
+    path: str
+    type: Literal["file", "dir"]
+    size: int
+    hash: str
+    commit: str
+    repo: str = ""
+
+
+@dataclass
+class PipelineInfo:
+    """A pipeline: its current spec (camelCase, as validated), version (1 + number of updates)."""
+
+    name: str
+    spec: dict
+    state: str  # "running" (it reacts to input commits) or "paused"
+    version: int
+    created: float
+    last_job_state: Optional[str] = None
+    description: str = ""
+
+
+@dataclass
+class JobInfo:
+    """One run of a pipeline over the inputs of one commit set (``id`` is that commit set's ID)."""
+
+    id: str
+    pipeline: str
+    state: JobState
+    started: Optional[float]
+    finished: Optional[float]
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    total: int = 0
+    output_commit: Optional[str] = None
+    failed_datum: Optional[str] = None
+    reason: str = ""
+    spec_version: int = 1
+    inputs: list[Provenance] = field(default_factory=list)
+
+
+@dataclass
+class DatumInput:
+    """The files of one input in one datum: ``name`` is the input's name (its /pfs folder)."""
+
+    name: str
+    repo: str
+    branch: str
+    commit: str
+    glob_path: str  # the path the glob matched (a file, or a folder and everything under it)
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatumInfo:
+    """One datum of a job: its inputs, state, tries, output files and log."""
+
+    id: str
+    job_id: str
+    pipeline: str
+    state: DatumState
+    inputs: list[DatumInput] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    tries: int = 0
+    log: str = ""
+    reason: str = ""
+    started: Optional[float] = None
+    finished: Optional[float] = None
+
+    @property
+    def input_paths(self) -> list[str]:
+        """``repo@commit:/path`` of every input file, for messages and tables."""
+        return [f"{i.repo}@{i.commit}:{p}" for i in self.inputs for p in i.files]
+
+
+@dataclass
+class LogLine:
+    """One line a transform wrote to stdout/stderr (or the engine wrote about it)."""
+
+    pipeline: str
+    job_id: str
+    datum_id: Optional[str]
+    message: str
+
+
+@dataclass
+class ProvenanceNode:
+    """One step of the chain behind a file: ``paths`` in ``repo@commit``; for an AUTO commit the
+    ``pipeline``/``job_id``/``datum_id`` that wrote them and, in ``inputs``, where that datum's
+    input files came from (recursively up to USER commits)."""
+
+    repo: str
+    commit: str
+    branch: str
+    origin: Origin
+    paths: list[str]
+    pipeline: Optional[str] = None
+    job_id: Optional[str] = None
+    datum_id: Optional[str] = None
+    input_name: Optional[str] = None
+    inputs: list["ProvenanceNode"] = field(default_factory=list)
