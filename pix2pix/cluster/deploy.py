@@ -9,7 +9,6 @@ created. Pipelines go in dependency order, so each one's inputs exist when pachd
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -20,6 +19,7 @@ from python_pachyderm.proto.v2.pps import pps_pb2
 
 from pix2pix.cluster.connection import Cluster, rpc_error
 from pix2pix.errors import SpecError, UsageError
+from pix2pix.pachyderm.spec import load_spec_file, pfs_inputs, validate_spec
 
 GPU_SUFFIX = "-gpu"
 
@@ -46,38 +46,10 @@ class DeployResult:
     pipelines_updated: list[str] = field(default_factory=list)
 
 
-def pfs_inputs(node: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every ``pfs`` input under an input tree (cross, union, join, group nest)."""
-    if "pfs" in node:
-        return [node["pfs"]]
-    return [p for key in ("cross", "union", "join", "group")
-            for child in node.get(key) or [] for p in pfs_inputs(child)]
-
-
 def read_spec_file(path: Path) -> list[dict[str, Any]]:
-    """The specs in one file: a JSON object, a JSON list of them, or several objects in a row
-    (optionally separated by ``---`` lines, as the Pachyderm examples write them)."""
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read pipeline spec ({e.strerror})") from None
-    text = "\n".join("" if line.strip() == "---" else line for line in text.splitlines())
-    decoder, docs, pos = json.JSONDecoder(), [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            break
-        try:
-            doc, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{path}: not valid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
-        docs.extend(doc if isinstance(doc, list) else [doc])
-    for i, doc in enumerate(docs):
-        if not isinstance(doc, dict) or not isinstance((doc.get("pipeline") or {}).get("name"), str):
-            raise SpecError(f"{path}: spec #{i + 1} has no pipeline.name; every spec needs "
-                            '{"pipeline": {"name": ...}}')
-    return docs
+    """The specs in one file (JSON or YAML, one object, an array, or ``---``-separated documents),
+    each checked against Pachyderm's schema exactly as the embedded engine checks it."""
+    return [validate_spec(spec, source=src) for src, spec in load_spec_file(path)]
 
 
 def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:

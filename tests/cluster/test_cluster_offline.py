@@ -107,8 +107,9 @@ def test_multi_spec_file_and_bad_json(tmp_path):
 def test_spec_cycle_is_refused(tmp_path):
     for name, src in (("a", "b"), ("b", "a")):
         (tmp_path / f"{name}.json").write_text(json.dumps(
-            {"pipeline": {"name": name}, "input": {"pfs": {"repo": src, "glob": "/"}}}))
-    with pytest.raises(SpecError, match="cycle"):
+            {"pipeline": {"name": name}, "input": {"pfs": {"repo": src, "glob": "/"}},
+             "transform": {"cmd": ["true"]}}))
+    with pytest.raises(SpecError, match="pipelines form a cycle: a -> b -> a"):
         load_specs(tmp_path)
 
 

@@ -1,0 +1,123 @@
+"""`pix2pix cluster` end to end against `local serve`, through the real python-pachyderm client:
+deploy the four (stand-in) pipelines, put training data and images, wait, get the outputs and
+trace one back to its input image, model, checkpoint and training commits."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pix2pix.cluster.connection import connect
+from pix2pix.errors import ClusterError
+
+
+def _images(d: Path, names: list[str]) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (d / name).write_bytes(bytes([i]) * (10 + i))
+    return d
+
+
+def test_deploy_put_wait_get_provenance(pix, standin_pipelines, tmp_path):
+    r = pix("deploy", "--pipelines", str(standin_pipelines))
+    assert r.output.splitlines() == [
+        "created repo input_images", "created repo training",
+        "created pipeline checkpoint", "created pipeline model",
+        "created pipeline preprocess_images", "created pipeline generate_images"]
+    r = pix("deploy", "--pipelines", str(standin_pipelines))  # idempotent: updates, no error
+    assert "updated pipeline generate_images" in r.output and "updated repo training" in r.output
+
+    train = _images(tmp_path / "train", ["1.jpg", "2.jpg"])
+    (tmp_path / "params.yaml").write_text("train: {max_steps: 1}\n")
+    r = pix("put", "training@master", str(train), str(tmp_path / "params.yaml"))
+    training_commit = r.output.split("commit ")[-1].strip()
+    assert r.output.startswith("put 3 files into training@master")
+    r = pix("wait", f"training@{training_commit}")
+    assert "job checkpoint: success" in r.output and "job model: success" in r.output
+
+    imgs = _images(tmp_path / "imgs", ["cat.jpg", "dog.jpg"])
+    r = pix("put", "input_images", str(imgs))
+    images_commit = r.output.split("commit ")[-1].strip()
+    r = pix("wait", "input_images")
+    assert f"commit set {images_commit} finished" in r.output
+    assert "job generate_images: success (2/2 datums)" in r.output
+
+    out = tmp_path / "out"
+    r = pix("get", "generate_images", "-o", str(out))
+    assert sorted(p.name for p in out.iterdir()) == ["cat.png", "dog.png"]
+    body = (out / "cat.png").read_bytes()
+    assert body.startswith(b"gen[model<ckpt:") and body.endswith(b"pre:" + (imgs / "cat.jpg").read_bytes())
+    pix("get", "generate_images@master:/dog.png", "-o", str(tmp_path / "one"))
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["dog.png"]
+
+    r = pix("provenance", "generate_images@master:/cat.png", "--json")
+    t = json.loads(r.output)
+    assert t["commit_set"] == images_commit
+    assert t["commits"]["input_images"] == images_commit
+    assert t["commits"]["preprocess_images"] == images_commit
+    assert t["commits"]["model"] == training_commit
+    assert t["commits"]["checkpoint"] == training_commit
+    assert t["commits"]["training"] == training_commit
+    assert {"repo": "input_images", "commit": images_commit, "path": "/cat.jpg"} in t["sources"]
+    assert {"repo": "training", "commit": training_commit, "path": "/"} in t["sources"]
+    r = pix("provenance", f"generate_images@{images_commit}:/cat.png")
+    assert f"input_images@{images_commit}:/cat.jpg" in r.output
+    assert f"training@{training_commit}:/" in r.output and f"model@{training_commit}:/" in r.output
+
+    r = pix("status")
+    lines = r.output.splitlines()
+    assert lines[0].split() == ["PIPELINE", "VERSION", "STATE", "LAST", "JOB"]
+    table = {line.split()[0]: line.split() for line in lines[1:5]}
+    assert set(table) == {"checkpoint", "model", "preprocess_images", "generate_images"}
+    assert all(row[2:] == ["running", "success"] for row in table.values())
+    assert table["generate_images"][1] == "2"  # the second deploy made version 2
+    assert any(line.startswith("generate_images") and images_commit in line for line in lines[6:])
+
+
+def test_put_keeps_relative_paths_and_dest(pix, local_server, tmp_path):
+    cluster = connect(f"grpc://localhost:{local_server[0]}")
+    cluster.client.create_repo("training")
+    d = tmp_path / "pairs"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.png").write_bytes(b"a")
+    (d / "sub" / "b.png").write_bytes(b"b" * 3_000_000)  # more than one 1 MiB chunk
+    pix("put", "training", str(d), "--dest", "/train")
+    files = sorted((f.file.path, f.size_bytes) for f in cluster.client.walk_file(("training", "master"), "/")
+                   if f.file_type == 1)
+    assert files == [("/train/a.png", 1), ("/train/sub/b.png", 3_000_000)]
+    out = tmp_path / "back"
+    pix("get", "training@master:/train", "-o", str(out))
+    assert (out / "sub" / "b.png").read_bytes() == b"b" * 3_000_000
+    assert not list(out.rglob("*.part"))
+
+
+def test_missing_repo_is_one_line(pix, local_server, tmp_path):
+    f = tmp_path / "x.png"
+    f.write_bytes(b"x")
+    r = pix("get", "nope", "-o", str(tmp_path / "o"), ok=False)
+    assert isinstance(r.exception, ClusterError) and "not found" in str(r.exception)
+    assert not (tmp_path / "o").exists()
+    # As a user runs it: one line on stderr, exit code 8, no traceback.
+    proc = subprocess.run([sys.executable, "-m", "pix2pix", "cluster", "--pachd-address",
+                           f"grpc://localhost:{local_server[0]}", "put", "nope@master", str(f)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 8
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith("Error: repo 'nope' not found on pachd at localhost:")
+
+
+def test_unserved_call_is_unimplemented_naming_the_method(local_server):
+    import grpc
+    import python_pachyderm
+
+    client = python_pachyderm.Client(host="localhost", port=local_server[0])
+    with pytest.raises(grpc.RpcError) as e:
+        list(client.fsck())
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "/pfs_v2.API/Fsck" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        client.run_cron("x")
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "/pps_v2.API/RunCron" in e.value.details()
