@@ -107,7 +107,9 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: Path, *,
                 status.expect_partial()
             status.assert_existing_objects_matched()
             return path
-        except (tf.errors.OpError, AssertionError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001  OpError, IndexError (truncated data), ...
+            # A partial restore may have assigned some variables; the next candidate overwrites
+            # them all, and if none is readable we raise.
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             log.warning("checkpoint %s cannot be read (%s); trying an older one", path, first)
             errors.append(f"{Path(path).name}: {first}")
