@@ -146,10 +146,14 @@ def local_group() -> None:
 @local_group.command("serve")
 @click.option("--port", type=click.IntRange(0, 65535), default=30650, show_default=True,
               help="Port on 127.0.0.1 (0 picks a free one).")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path(".pix2pix"),
-              show_default=True, help="Engine state folder (the same one `pix2pix create repo` uses).")
-def serve_cmd(port: int, state_dir: Path) -> None:
+@click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              envvar="PIX2PIX_STATE",
+              help="Engine state folder, the one `pix2pix create repo ...` uses "
+                   "[env PIX2PIX_STATE; default: ./.pix2pix].")
+def serve_cmd(port: int, state_dir: Path | None) -> None:
     """Serve the pfs/pps subset python-pachyderm 7.6 uses, on 127.0.0.1, until SIGINT/SIGTERM."""
+    from pix2pix.pachyderm.engine import default_state_dir
     from pix2pix.pachyderm.server import serve_forever
 
-    serve_forever(state_dir=state_dir, port=port, announce=lambda msg: click.echo(msg, err=True))
+    serve_forever(state_dir=state_dir or default_state_dir(), port=port,
+                  announce=lambda msg: click.echo(msg, err=True))

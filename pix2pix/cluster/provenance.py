@@ -8,21 +8,21 @@ Two kinds of record, as Pachyderm 2.x keeps them:
 - **datums**: an output file is tagged with the datum that wrote it (``File.datum``), and the datum
   lists its input files (``DatumInfo.data``).
 
-So for ``generate_images@ID:/x.png`` the chain reads::
+So for ``generate_images@ID:/x.png`` the chain reads (drawn by the engine's own renderer)::
 
-    generate_images@ID:/x.png          datum d1 of job generate_images@ID
-    ├── preprocess_images@ID:/x.png    datum d2 of job preprocess_images@ID
-    │   └── input_images@ID:/x.jpg     (input image)
-    └── model@M:/                      job model@M
-        └── checkpoint@M:/             job checkpoint@M
-            └── training@M:/           (training data)
+    generate_images@ID:/x.png  (AUTO, pipeline generate_images, datum d1)
+    ├── preprocess_images@ID:/x.png  (AUTO, pipeline preprocess_images, datum d2)
+    │   └── input_images@ID:/x.jpg  (USER)                 <- the input image
+    └── model@M:/  (AUTO, pipeline model, datum d3)         <- the model
+        └── checkpoint@M:/  (AUTO, pipeline checkpoint, datum d4)
+            └── training@M:/  (USER)                       <- the training data
 
 A file whose datum pachd does not name is matched to a datum by file name; failing that, the
 chain continues at commit level (the whole input commits) so it never stops short.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -33,68 +33,37 @@ from python_pachyderm.proto.v2.pps import pps_pb2
 from pix2pix.cluster.connection import Cluster, rpc_error, translate
 from pix2pix.cluster.refs import Ref
 from pix2pix.errors import UsageError
-
-
-@dataclass
-class Node:
-    """One file (or a whole commit, path ``/``) in the chain and what it was computed from."""
-
-    repo: str
-    commit: str
-    path: str = "/"
-    pipeline: bool = False       # the repo is a pipeline's output repo
-    datum: str = ""              # the datum of job ``repo@commit`` that wrote it
-    inputs: list["Node"] = field(default_factory=list)
-
-    def label(self) -> str:
-        return f"{self.repo}@{self.commit}:{self.path}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"repo": self.repo, "commit": self.commit, "path": self.path,
-                "pipeline": self.pipeline, "job": self.commit if self.pipeline else None,
-                "datum": self.datum or None, "inputs": [n.to_dict() for n in self.inputs]}
+from pix2pix.pachyderm.info import ProvenanceNode
+from pix2pix.pachyderm.provenance import render as render_provenance
+from pix2pix.pachyderm.provenance import to_dict as provenance_to_dict
 
 
 @dataclass
 class Trace:
-    """The provenance of one file: the chain, the commit set, and each upstream repo's commit."""
+    """The provenance of one file: the chain (the engine's :class:`ProvenanceNode` tree, so the
+    cluster and the embedded engine show provenance alike), the commit set, and each repo's commit."""
 
-    root: Node
+    root: ProvenanceNode
     commit_set: str
     commit_set_repos: list[str]
     commits: dict[str, str]          # repo -> commit ID, every repo upstream (and the file's own)
-    sources: list[Node]              # files or commits in repos no pipeline writes (user data)
+    sources: list[ProvenanceNode]    # files or commits in repos no pipeline writes (user data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": {"repo": self.root.repo, "commit": self.root.commit, "path": self.root.path},
+        return {"file": {"repo": self.root.repo, "commit": self.root.commit, "path": self.root.paths[0]},
                 "commit_set": self.commit_set, "commit_set_repos": self.commit_set_repos,
                 "commits": self.commits,
-                "sources": [{"repo": n.repo, "commit": n.commit, "path": n.path} for n in self.sources],
-                "chain": self.root.to_dict()}
+                "sources": [{"repo": n.repo, "commit": n.commit, "path": n.paths[0]} for n in self.sources],
+                "chain": provenance_to_dict(self.root)}
 
     def render(self) -> str:
-        lines = [f"{self.root.label()}" + _note(self.root)]
-        _render_children(self.root, "", lines)
-        lines.append("")
+        lines = [render_provenance(self.root), ""]
         lines.append(f"commit set {self.commit_set}: " + ", ".join(self.commit_set_repos))
         width = max(len(r) for r in self.commits)
         for repo, cid in self.commits.items():
-            src = [n.path for n in self.sources if n.repo == repo and n.path != "/"]
+            src = [n.paths[0] for n in self.sources if n.repo == repo and n.paths[0] != "/"]
             lines.append(f"  {repo:<{width}}  {cid}" + (f"  {', '.join(src)}" if src else ""))
         return "\n".join(lines)
-
-
-def _note(n: Node) -> str:
-    if n.pipeline:
-        return f"   job {n.repo}@{n.commit}" + (f", datum {n.datum}" if n.datum else "")
-    return "   (input data)"
-
-
-def _render_children(node: Node, prefix: str, lines: list[str]) -> None:
-    for i, child in enumerate(node.inputs):
-        last = i == len(node.inputs) - 1
-        lines.append(f"{prefix}{'└── ' if last else '├── '}{child.label()}{_note(child)}")
-        _render_children(child, prefix + ("    " if last else "│   "), lines)
 
 
 class _Tracer:
@@ -154,10 +123,14 @@ class _Tracer:
         return out
 
     def trace(self, repo: str, commit_id: str, path: str, datum: str = "",
-              seen: frozenset = frozenset()) -> Node:
-        node = Node(repo=repo, commit=commit_id, path=path, pipeline=self.is_pipeline(repo))
+              input_name: str | None = None, seen: frozenset = frozenset()) -> ProvenanceNode:
+        is_pipeline = self.is_pipeline(repo)
+        node = ProvenanceNode(repo=repo, commit=commit_id, branch=self.branch_of(repo, commit_id),
+                              origin="AUTO" if is_pipeline else "USER", paths=[path],
+                              pipeline=repo if is_pipeline else None,
+                              job_id=commit_id if is_pipeline else None, input_name=input_name)
         key = (repo, commit_id, path)
-        if not node.pipeline or key in seen:
+        if not is_pipeline or key in seen:
             return node
         seen = seen | {key}
         data = None
@@ -167,13 +140,19 @@ class _Tracer:
             for fi in data:
                 # A file input is traced file by file; a folder input (glob "/") as its whole commit.
                 p = "/" + fi.file.path.strip("/") if fi.file_type == pfs_pb2.FileType.FILE else "/"
-                node.inputs.append(self.trace(_repo(fi.file.commit).name, fi.file.commit.id, p, seen=seen))
+                node.inputs.append(self.trace(_repo(fi.file.commit).name, fi.file.commit.id, p,
+                                              seen=seen))
         else:
+            if path == "/" and len(self.datums(repo, commit_id) or []) == 1:
+                node.datum_id = self.datums(repo, commit_id)[0].datum.id  # e.g. a glob "/" job
             for r, cid in self.provenance(repo, commit_id):
                 node.inputs.append(self.trace(r, cid, "/", seen=seen))
         return node
 
-    def _datum_inputs(self, node: Node, datum: str) -> list[pfs_pb2.FileInfo] | None:
+    def branch_of(self, repo: str, commit_id: str) -> str:
+        return self.commit_info(repo, commit_id).commit.branch.name
+
+    def _datum_inputs(self, node: ProvenanceNode, datum: str) -> list[pfs_pb2.FileInfo] | None:
         """The input files of the datum that wrote ``node``: by its datum tag, else by name."""
         datums = self.datums(node.repo, node.commit)
         if not datums:
@@ -181,17 +160,17 @@ class _Tracer:
         if datum:
             for d in datums:
                 if d.datum.id == datum:
-                    node.datum = datum
+                    node.datum_id = datum
                     return list(d.data)
-        stem = PurePosixPath(node.path).stem
+        stem = PurePosixPath(node.paths[0]).stem
         matches = [d for d in datums
                    if any(f.file_type == pfs_pb2.FileType.FILE and PurePosixPath(f.file.path).stem == stem
                           for f in d.data)]
         if len(matches) == 1:
-            node.datum = matches[0].datum.id
+            node.datum_id = matches[0].datum.id
             return list(matches[0].data)
         if len(datums) == 1:
-            node.datum = datums[0].datum.id
+            node.datum_id = datums[0].datum.id
             return list(datums[0].data)
         return None
 
@@ -225,11 +204,11 @@ def trace(cluster: Cluster, *, ref: Ref) -> Trace:
         members = list(cluster.client.inspect_commit(commit_id))
     set_repos = sorted({_repo(c.commit).name for c in members if _repo(c.commit).type in ("", "user")})
     commits: dict[str, str] = {}
-    sources: list[Node] = []
+    sources: list[ProvenanceNode] = []
 
-    def walk(n: Node) -> None:
+    def walk(n: ProvenanceNode) -> None:
         commits.setdefault(n.repo, n.commit)
-        if not n.pipeline and n not in sources:
+        if n.pipeline is None and n not in sources:
             sources.append(n)
         for child in n.inputs:
             walk(child)

@@ -1,19 +1,19 @@
-"""``REPO[@REF][:/path]`` as pachctl writes it, and the protobuf Commit it names.
+"""``REPO[@REF][:/path]`` as pachctl writes it (parsed by the engine's own
+:func:`pix2pix.pachyderm.refs.parse_ref`, so both paths accept the same text), and the protobuf
+Commit it names for pachd.
 
 A REF of 32 lower-case hex digits is a commit ID (a Pachyderm global ID); anything else is a branch,
 possibly with pachctl's ancestry suffix (``master^``, ``master~2``), which pachd resolves.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from python_pachyderm.proto.v2.pfs import pfs_pb2
 
-from pix2pix.errors import UsageError
+from pix2pix.pachyderm import refs as engine_refs
 
-COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
-_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+COMMIT_ID = engine_refs.COMMIT_ID
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,8 @@ def parse_ref(text: str, *, what: str = "REPO[@REF][:/path]", allow_path: bool =
     """Parse ``repo``, ``repo@branch``, ``repo@<commit id>``, ``repo@ref:/path``.
 
     Raises:
-        UsageError: the text does not have that shape, or has a path where none is allowed.
+        UsageError: the text does not have that shape, has a path where none is allowed, or a
+            path that could escape the repo (``..``).
     """
-    repo_ref, sep, path = text.partition(":")
-    if sep and not allow_path:
-        raise UsageError(f"{text!r}: no :/path allowed here; expected {what}")
-    repo, at, ref = repo_ref.partition("@")
-    if not _NAME.match(repo or ""):
-        raise UsageError(f"{text!r}: repo name {repo!r} must be letters, digits, '_' or '-'; "
-                         f"expected {what}")
-    if at and not re.match(r"^[a-zA-Z0-9_-]+([~^][0-9]*)*$", ref):
-        raise UsageError(f"{text!r}: {ref!r} is neither a branch nor a commit ID; expected {what}")
-    if sep:
-        path = "/" + path.strip("/") if path.strip("/") else "/"
-        if any(part == ".." for part in path.split("/")):
-            raise UsageError(f"{text!r}: '..' is not allowed in a repo path")
-    return Ref(repo=repo, ref=ref if at else default_ref, path=path if sep else "/")
+    r = engine_refs.parse_ref(text, allow_path=allow_path, what=what)
+    return Ref(repo=r.repo, ref=r.ref or default_ref, path=r.path or "/")

@@ -21,7 +21,11 @@ def _images(d: Path, names: list[str]) -> Path:
     return d
 
 
-def test_deploy_put_wait_get_provenance(pix, standin_pipelines, tmp_path):
+def _nodes(tree: dict) -> set[tuple[str, str]]:
+    return {(tree["repo"], tree["commit"])} | {n for c in tree["inputs"] for n in _nodes(c)}
+
+
+def test_deploy_put_wait_get_provenance(pix, local_server, standin_pipelines, tmp_path):
     r = pix("deploy", "--pipelines", str(standin_pipelines))
     assert r.output.splitlines() == [
         "created repo input_images", "created repo training",
@@ -63,6 +67,11 @@ def test_deploy_put_wait_get_provenance(pix, standin_pipelines, tmp_path):
     assert t["commits"]["training"] == training_commit
     assert {"repo": "input_images", "commit": images_commit, "path": "/cat.jpg"} in t["sources"]
     assert {"repo": "training", "commit": training_commit, "path": "/"} in t["sources"]
+    # Through pachd's API, the chain names the same commits as the engine's own records.
+    from pix2pix.pachyderm.engine import Engine
+    from pix2pix.pachyderm.provenance import to_dict
+    local = to_dict(Engine(local_server[1]).provenance("generate_images", "master", "/cat.png"))
+    assert _nodes(t["chain"]) == _nodes(local)
     r = pix("provenance", f"generate_images@{images_commit}:/cat.png")
     assert f"input_images@{images_commit}:/cat.jpg" in r.output
     assert f"training@{training_commit}:/" in r.output and f"model@{training_commit}:/" in r.output
