@@ -41,8 +41,7 @@ def _inference_options(fn):
 @click_options(ModelConfig)
 @click_options(DataConfig)
 @click_options(TrainConfig)
-@click.pass_context
-def train_cmd(ctx: click.Context, input_dir: Path, output_dir: Path, params_file: Path | None,
+def train_cmd(input_dir: Path, output_dir: Path, params_file: Path | None,
               **given) -> None:
     """Train pix2pix, or resume the run in --output_dir.
 
@@ -58,7 +57,9 @@ def train_cmd(ctx: click.Context, input_dir: Path, output_dir: Path, params_file
     if result.signal is not None:
         click.echo(f"stopped at step {result.step}/{result.total_steps}; checkpoint "
                    f"{result.checkpoint}; run the same command to resume", err=True)
-        ctx.exit(130)
+        # SystemExit, not ctx.exit: click's standalone_mode=False returns ctx.exit's code
+        # instead of raising it, and pix2pix.cli.main would then exit 0.
+        raise SystemExit(130)
     click.echo(f"done: step {result.step}, checkpoint {result.checkpoint}", err=True)
 
 
