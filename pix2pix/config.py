@@ -52,6 +52,9 @@ class DataConfig:
     no_flip: bool = _f(False, "Do not flip training pairs horizontally at random.")
     on_bad_image: Literal["skip", "fail"] = _f(
         "skip", "An undecodable image is named in a warning and skipped, or stops the run.")
+    cache_mb: int = _f(
+        2048, "Decode the whole set once into memory when its decoded size is under this many "
+        "MiB (and half the free memory); larger sets stream from disk every epoch.")
 
 
 @dataclass
