@@ -28,6 +28,10 @@ class _Ctx:
 pass_ctx = click.make_pass_decorator(_Ctx)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 @cli.group("cluster")
 @click.option("--pachd-address", envvar="PACHD_ADDRESS", metavar="grpc://HOST:PORT",
               help="pachd to talk to [env PACHD_ADDRESS]; default: the active context of the pachctl "
@@ -77,7 +81,7 @@ def put_cmd(obj: _Ctx, target: str, paths: tuple[Path, ...], dest: str) -> None:
 
     r = put(obj.cluster, target=parse_ref(target, what="REPO[@BRANCH]", allow_path=False),
             paths=list(paths), dest=dest)
-    click.echo(f"put {len(r.files)} files into {r.repo}@{r.branch}, commit {r.commit_id}")
+    click.echo(f"put {_n(len(r.files), 'file')} into {r.repo}@{r.branch}, commit {r.commit_id}")
 
 
 @cluster_group.command("wait")
@@ -111,7 +115,7 @@ def get_cmd(obj: _Ctx, source: str, out_dir: Path) -> None:
     from pix2pix.cluster.refs import parse_ref
 
     r = get(obj.cluster, source=parse_ref(source), out_dir=out_dir)
-    click.echo(f"wrote {len(r.files)} files from commit {r.commit_id} to {out_dir}")
+    click.echo(f"wrote {_n(len(r.files), 'file')} from commit {r.commit_id} to {out_dir}")
 
 
 @cluster_group.command("provenance")

@@ -58,8 +58,11 @@ def status(cluster: Cluster, *, jobs_per_pipeline: int = 3) -> list[PipelineRow]
         infos = sorted(client.list_pipeline(), key=lambda p: p.pipeline.name)
     for p in infos:
         name = p.pipeline.name
-        with cluster.rpc(f"jobs of pipeline {name!r}"):
-            jobs = list(client.list_job(name))
+        jobs = []
+        if jobs_per_pipeline:
+            with cluster.rpc(f"jobs of pipeline {name!r}"):
+                # pachd lists newest first; `number` keeps a long history off the wire.
+                jobs = list(client.list_job(name, number=jobs_per_pipeline))
         jobs.sort(key=lambda j: (j.created.seconds, j.created.nanos), reverse=True)
         rows.append(PipelineRow(
             name=name, state=_state(pps_pb2.PipelineState, p.state, "PIPELINE_"),
@@ -84,7 +87,12 @@ def render(rows: list[PipelineRow]) -> str:
     if jobs:
         out.append("")
         out.append(render_table(["PIPELINE", "JOB", "STATE", "DATUMS", "STARTED", "DURATION"],
-                                [[j.pipeline, j.job, j.state + (f" ({j.reason})" if j.reason and j.state
+                                [[j.pipeline, j.job, j.state + (f" ({_short(j.reason)})" if j.reason and j.state
                                                                 in ("failure", "killed") else ""),
                                   j.datums, j.started, j.duration] for j in jobs]))
     return "\n".join(out)
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pix2pix.cluster.connection import connect
-from pix2pix.errors import ClusterError
+from pix2pix.errors import ClusterError, JobError
 
 
 def _images(d: Path, names: list[str]) -> Path:
@@ -130,3 +130,21 @@ def test_unserved_call_is_unimplemented_naming_the_method(local_server):
     with pytest.raises(grpc.RpcError) as e:
         client.run_cron("x")
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "/pps_v2.API/RunCron" in e.value.details()
+
+
+def test_failed_job_makes_wait_fail_naming_the_job(pix, local_server, tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "bad.json").write_text(json.dumps({
+        "pipeline": {"name": "bad"}, "transform": {"cmd": ["python3", "-c", "raise SystemExit(3)"]},
+        "input": {"pfs": {"repo": "training", "glob": "/"}}, "datumTries": 1}))
+    pix("deploy", "--pipelines", str(d))
+    f = tmp_path / "a.png"
+    f.write_bytes(b"a")
+    commit = pix("put", "training", str(f)).output.split("commit ")[-1].strip()
+    r = pix("wait", "training", ok=False)
+    assert isinstance(r.exception, JobError)
+    assert str(r.exception).startswith(f"job bad@{commit} failure")
+    assert f"pachctl logs --pipeline=bad --job={commit}" in str(r.exception)
+    r = pix("status")
+    assert "failure" in r.output.splitlines()[1]
