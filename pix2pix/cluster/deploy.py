@@ -22,6 +22,11 @@ from pix2pix.errors import SpecError, UsageError
 from pix2pix.pachyderm.spec import load_spec_file, pfs_inputs, validate_spec
 
 GPU_SUFFIX = "-gpu"
+# Descriptions deploy gives the source repos it creates (pachctl list repo shows them).
+REPO_DESCRIPTIONS = {
+    "training": "Paired A|B training images, and params.yaml at the root: the training options as data",
+    "input_images": "Images to translate with the latest model",
+}
 
 
 @dataclass
@@ -130,12 +135,16 @@ def deploy(cluster: Cluster, *, pipelines_dir: Path, gpu: bool = False,
     client = cluster.client
     for repo in source_repos(specs):
         with cluster.rpc(f"repo {repo!r}"):
-            exists = _exists(lambda: client.inspect_repo(repo))
-            client.create_repo(repo, description=(repo_descriptions or {}).get(repo, ""), update=True)
+            existing = _exists(lambda: client.inspect_repo(repo))
+            exists = existing is not None
+            description = (repo_descriptions or REPO_DESCRIPTIONS).get(repo)
+            if description is None and exists:
+                description = existing.description  # keep what the user wrote
+            client.create_repo(repo, description=description or "", update=True)
         (result.repos_updated if exists else result.repos_created).append(repo)
     for spec, req in requests:
         with cluster.rpc(f"pipeline {spec.name!r} ({spec.source.name})"):
-            exists = _exists(lambda: list(client.inspect_pipeline(spec.name)))
+            exists = _exists(lambda: list(client.inspect_pipeline(spec.name))) is not None
             # Inspect first, so a cluster that refuses update=True for a new pipeline still works.
             req.update = exists
             client.create_pipeline_from_request(req)
@@ -143,13 +152,13 @@ def deploy(cluster: Cluster, *, pipelines_dir: Path, gpu: bool = False,
     return result
 
 
-def _exists(call) -> bool:
+def _exists(call):
+    """``call()``'s result, or None where pachd answers NOT_FOUND."""
     try:
-        call()
-        return True
+        return call()
     except (grpc.RpcError, ConnectionError) as e:
         err = rpc_error(e)
         if err is not None and err.code() == grpc.StatusCode.NOT_FOUND:
-            return False
+            return None
         raise
 

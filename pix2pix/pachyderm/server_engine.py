@@ -106,7 +106,9 @@ class EngineAdapter:
             self._cond.notify_all()
         self._thread.join(timeout=10)
 
-    # engine lookups the servicers share
+    # Engine lookups the servicers need that the Engine facade does not offer (yet): open
+    # commits, and which datum wrote an output file. Read from its store, read-only but for the
+    # description of an open commit.
     def is_open(self, repo: str, commit_id: str) -> bool:
         return self.engine.store.q1("SELECT 1 FROM open_commits WHERE repo=? AND id=?",
                                     (repo, commit_id)) is not None
@@ -118,6 +120,12 @@ class EngineAdapter:
         row = self.engine.store.q1("SELECT id FROM open_commits WHERE repo=? AND branch=? "
                                    "ORDER BY started DESC LIMIT 1", (repo, branch))
         return row["id"] if row else None
+
+    def set_open_description(self, repo: str, commit_id: str, description: str) -> None:
+        """FinishCommit may (re)write the description, as pachd allows."""
+        with self.engine.store.tx() as c:
+            c.execute("UPDATE open_commits SET description=? WHERE repo=? AND id=?",
+                      (description, repo, commit_id))
 
     def datum_of(self, repo: str, commit_id: str, path: str) -> str:
         """The datum that wrote ``path`` in a pipeline's output commit ("" if none is recorded)."""

@@ -16,7 +16,7 @@ from pix2pix.pachyderm.refs import COMMIT_ID, clean_path
 from pix2pix.pachyderm.server_base import Abort, complete
 from pix2pix.pachyderm.server_engine import (
     EngineAdapter, chunks, commit_info_pb, commit_pb, file_info_pb, open_commit_info_pb, repo_info_pb,
-    wait_until,
+    repo_pb, wait_until,
 )
 
 MESSAGE_BYTES = 1 << 20  # GetFile chunks: far below any client's receive limit (python-pachyderm: 20 MiB)
@@ -118,8 +118,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
             self.eng.drop_commit(repo, cid)
             return empty_pb2.Empty()
         if request.description:
-            self.eng.store.q("UPDATE open_commits SET description=? WHERE repo=? AND id=?",
-                             (request.description, repo, cid))
+            self.a.set_open_description(repo, cid, request.description)
         self.eng.finish_commit(repo, cid)
         self.a.kick()
         return empty_pb2.Empty()
@@ -200,9 +199,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     # -- branches ------------------------------------------------------------------------------
     def _branch_info(self, repo: str, name: str, head: str | None) -> pfs_pb2.BranchInfo:
-        from python_pachyderm.proto.v2.pfs.pfs_pb2 import Branch
-        from pix2pix.pachyderm.server_engine import repo_pb
-        return pfs_pb2.BranchInfo(branch=Branch(repo=repo_pb(repo), name=name),
+        return pfs_pb2.BranchInfo(branch=pfs_pb2.Branch(repo=repo_pb(repo), name=name),
                                   head=commit_pb(repo, head, name) if head else None)
 
     def InspectBranch(self, request, context):

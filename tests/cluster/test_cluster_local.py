@@ -33,6 +33,9 @@ def test_deploy_put_wait_get_provenance(pix, local_server, standin_pipelines, tm
         "created pipeline preprocess_images", "created pipeline generate_images"]
     r = pix("deploy", "--pipelines", str(standin_pipelines))  # idempotent: updates, no error
     assert "updated pipeline generate_images" in r.output and "updated repo training" in r.output
+    client = connect(f"grpc://localhost:{local_server[0]}").client
+    assert "params.yaml" in client.inspect_repo("training").description
+    assert next(client.inspect_pipeline("model")).details.transform.cmd[0] == "python3"
 
     train = _images(tmp_path / "train", ["1.jpg", "2.jpg"])
     (tmp_path / "params.yaml").write_text("train: {max_steps: 1}\n")
