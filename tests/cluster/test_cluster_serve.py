@@ -34,6 +34,10 @@ def test_user_script_runs_against_local_serve(local_server):
     assert out["jobs"] == "['JOB_SUCCESS', 'JOB_SUCCESS']"
     assert out["job set"] == "['upper']"
     assert out["provenance"] == "['words']"
+    # The second job ran only the new file's datum; the other two were skipped.
+    assert out["datums"] == "['SKIPPED', 'SKIPPED', 'SUCCESS']"
+    assert out["datum inputs"] == "['/a.txt', '/b.txt', '/c.txt']"
+    assert out["logs ok"] == "True"
     assert out["pipeline"] == "upper"
     assert out["repos"] == "[]"
 
