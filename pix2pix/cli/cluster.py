@@ -86,14 +86,17 @@ def put_cmd(obj: _Ctx, target: str, paths: tuple[Path, ...], dest: str) -> None:
 
 @cluster_group.command("wait")
 @click.argument("ref", metavar="REPO[@BRANCH|@COMMIT]")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Give up after this many seconds (exit code 8); the jobs go on. Default: no limit.")
 @pass_ctx
-def wait_cmd(obj: _Ctx, ref: str) -> None:
+def wait_cmd(obj: _Ctx, ref: str, timeout_s: float | None) -> None:
     """Wait until the commit's commit set has finished in every downstream pipeline."""
     from pix2pix.cluster.data import wait
     from pix2pix.cluster.refs import parse_ref
     from python_pachyderm.proto.v2.pps import pps_pb2
 
-    r = wait(obj.cluster, ref=parse_ref(ref, what="REPO[@BRANCH|@COMMIT]", allow_path=False))
+    r = wait(obj.cluster, ref=parse_ref(ref, what="REPO[@BRANCH|@COMMIT]", allow_path=False),
+             timeout_s=timeout_s)
     click.echo(f"commit set {r.commit_id} finished")
     for c in r.commits:
         repo = c.commit.repo.name or c.commit.branch.repo.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -14,7 +15,7 @@ from python_pachyderm.proto.v2.pps import pps_pb2
 
 from pix2pix.cluster.connection import Cluster, rpc_error
 from pix2pix.cluster.refs import Ref
-from pix2pix.errors import DataError, JobError, UsageError
+from pix2pix.errors import ClusterError, DataError, JobError, UsageError
 
 # pachd refuses gRPC messages over 20 MiB (and `local serve` keeps the gRPC default); 1 MiB chunks
 # stay far below both whatever the file.
@@ -127,18 +128,49 @@ def resolve(cluster: Cluster, ref: Ref) -> pfs_pb2.CommitInfo:
         return list(cluster.client.inspect_commit(ref.commit()))[0]
 
 
-def wait(cluster: Cluster, *, ref: Ref) -> WaitResult:
+def _within(timeout_s: float | None, fn, on_timeout: str):
+    """``fn()``, or a ClusterError after ``timeout_s`` seconds (python-pachyderm's calls take no
+    deadline, so the call runs in a daemon thread that is left behind)."""
+    if timeout_s is None:
+        return fn()
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="pix2pix-wait", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        raise ClusterError(on_timeout)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def wait(cluster: Cluster, *, ref: Ref, timeout_s: float | None = None) -> WaitResult:
     """Wait until the commit set (global ID) of ``ref`` has finished in every repo downstream.
 
     Raises:
         JobError: a job of that commit set failed or was killed.
+        ClusterError: pachd is unreachable, or ``timeout_s`` passed first.
     """
     info = resolve(cluster, ref)
     commit_id = info.commit.id
     client = cluster.client
-    with cluster.rpc(f"commit set {commit_id}"):
-        commits = client.wait_commit(commit_id)
-        jobs = list(client.inspect_job(commit_id))
+
+    def wait_all():
+        with cluster.rpc(f"commit set {commit_id}"):
+            return client.wait_commit(commit_id), list(client.inspect_job(commit_id))
+
+    commits, jobs = _within(
+        timeout_s, wait_all,
+        f"commit set {commit_id} not finished after {timeout_s:g} s on pachd at {cluster.address}; "
+        "its jobs go on: `pix2pix cluster status` shows them, `wait` again to keep waiting"
+        if timeout_s is not None else "")
     bad = [j for j in jobs if j.state in (pps_pb2.JobState.JOB_FAILURE, pps_pb2.JobState.JOB_KILLED,
                                           pps_pb2.JobState.JOB_UNRUNNABLE)]
     if bad:

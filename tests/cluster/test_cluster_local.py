@@ -151,3 +151,20 @@ def test_failed_job_makes_wait_fail_naming_the_job(pix, local_server, tmp_path):
     assert f"pachctl logs --pipeline=bad --job={commit}" in str(r.exception)
     r = pix("status")
     assert "failure" in r.output.splitlines()[1]
+
+
+def test_wait_timeout_gives_up_with_one_line(pix, tmp_path):
+    d = tmp_path / "p"
+    d.mkdir()
+    (d / "slow.json").write_text(json.dumps({
+        "pipeline": {"name": "slow"}, "transform": {"cmd": ["python3", "-c", "import time; time.sleep(4)"]},
+        "input": {"pfs": {"repo": "training", "glob": "/"}}}))
+    pix("deploy", "--pipelines", str(d))
+    f = tmp_path / "a.png"
+    f.write_bytes(b"a")
+    commit = pix("put", "training", str(f)).output.split("commit ")[-1].strip()
+    r = pix("wait", "training", "--timeout", "0.5", ok=False)
+    assert isinstance(r.exception, ClusterError)
+    assert str(r.exception).startswith(f"commit set {commit} not finished after 0.5 s")
+    r = pix("wait", f"training@{commit}")  # no limit: returns once the job is done
+    assert "job slow: success" in r.output
