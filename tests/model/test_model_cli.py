@@ -41,6 +41,7 @@ def _step_of(checkpoint_prefix: str) -> int:
     return int(tf.train.load_variable(checkpoint_prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+@pytest.mark.slow  # two training processes, ~20 s
 def test_sigterm_saves_and_rerun_resumes_at_that_step(tmp_path):
     pairs = write_pairs(tmp_path / "pairs", n=3, size=128)
     out = tmp_path / "run"
@@ -76,17 +77,24 @@ def test_model_option_contradicting_the_run_is_one_clear_error(trained_run):
     assert "--ngf" in line and "ngf=16" in line and "ngf=8" in line and "--output_dir" in line
 
 
-def test_missing_input_folder_and_checkpoint(tmp_path):
+def main_in_process(capsys, *args: str) -> tuple[int, str]:
+    """pix2pix.cli.main as the console script runs it, without a new interpreter."""
+    with pytest.raises(SystemExit) as exit_:
+        pix2pix.cli.main(list(args))
+    return exit_.value.code, capsys.readouterr().err
+
+
+def test_missing_input_folder_and_checkpoint(tmp_path, capsys):
     r = run_cli("train", "--input_dir", str(tmp_path / "none"), "--output_dir",
                 str(tmp_path / "o"))
     assert r.returncode == 3 and "input folder not found" in one_error_line(r.stderr)
-    r = run_cli("export", "--checkpoint", str(tmp_path / "none"), "--output_dir",
-                str(tmp_path / "e"))
-    assert r.returncode == 4 and "checkpoint folder not found" in one_error_line(r.stderr)
-    r = run_cli("test", "--checkpoint", str(tmp_path), "--input_dir", str(tmp_path),
-                "--output_dir", str(tmp_path / "t"))
-    assert r.returncode == 4 and "options.json" in one_error_line(r.stderr)
-    assert not (tmp_path / "e").exists()
+    code, err = main_in_process(capsys, "export", "--checkpoint", str(tmp_path / "none"),
+                                "--output_dir", str(tmp_path / "e"))
+    assert code == 4 and "checkpoint folder not found" in one_error_line(err)
+    code, err = main_in_process(capsys, "test", "--checkpoint", str(tmp_path), "--input_dir",
+                                str(tmp_path), "--output_dir", str(tmp_path / "t"))
+    assert code == 4 and "options.json" in one_error_line(err)
+    assert not (tmp_path / "e").exists() and not (tmp_path / "t").exists()
 
 
 def test_every_mode_has_help():
@@ -155,8 +163,9 @@ def test_evaluate_matches_by_name_and_writes_json(tmp_path):
     assert m["unmatched"] == ["extra"]
 
 
-def test_evaluate_without_any_match_is_a_data_error(tmp_path):
+def test_evaluate_without_any_match_is_a_data_error(tmp_path, capsys):
     _png(tmp_path / "o" / "x.png", np.zeros((4, 4, 3), np.uint8))
     (tmp_path / "t").mkdir()
-    r = run_cli("evaluate", "--outputs", str(tmp_path / "o"), "--targets", str(tmp_path / "t"))
-    assert r.returncode == 3 and "no image" in one_error_line(r.stderr)
+    code, err = main_in_process(capsys, "evaluate", "--outputs", str(tmp_path / "o"),
+                                "--targets", str(tmp_path / "t"))
+    assert code == 3 and "no image" in one_error_line(err)
