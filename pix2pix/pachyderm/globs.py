@@ -23,7 +23,7 @@ class GlobError(ValueError):
 
 def normalize(pattern: str) -> str:
     """Leading ``/`` added, trailing ``/`` dropped (``""`` and ``/`` both mean the root)."""
-    p = pattern.strip()
+    p = pattern
     if not p.startswith("/"):
         p = "/" + p
     while len(p) > 1 and p.endswith("/") and not p.endswith("\\/"):

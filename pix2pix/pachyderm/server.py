@@ -16,9 +16,10 @@ Usage::
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
-import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -85,9 +86,11 @@ def served() -> dict[str, tuple[str, ...]]:
 
 
 def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int = 16,
-          engine=None) -> tuple[grpc.Server, int]:
+          engine=None, background: bool = True) -> tuple[grpc.Server, int]:
     """Start the endpoint in this process on ``host:port`` (0: a free port) and return
-    ``(server, port)``; stop it with ``server.stop(grace)``.
+    ``(server, port)``; stop it with ``server.stop(grace)`` and ``server.adapter.close()``.
+    Pipelines run in a background thread (``background``), or wherever the caller runs
+    ``server.adapter.run_loop()``.
 
     Raises:
         ClusterError: the port cannot be bound (in use, or not allowed).
@@ -97,7 +100,7 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     from pix2pix.pachyderm.server_pps import PpsServicer
 
     _check_port(host, port)
-    adapter = EngineAdapter(Path(state_dir), engine=engine)
+    adapter = EngineAdapter(Path(state_dir), engine=engine, background=background)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pachd-local"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -138,26 +141,70 @@ def _check_port(host: str, port: int) -> None:
 
 def serve_forever(*, state_dir: Path, port: int = 30650,
                   announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGINT or SIGTERM, then finish in-flight calls (up to 5 s) and stop."""
-    server, bound = serve(state_dir, port)
-    stop = threading.Event()
+    """Serve until SIGINT or SIGTERM. Pipelines run in this (main) thread, so a signal during a
+    job interrupts it as Ctrl-C interrupts ``pix2pix`` commands (the engine records it killed);
+    then in-flight calls get up to 5 s to finish."""
+    server, bound = serve(state_dir, port, background=False)
+    adapter = server.adapter
 
     def on_signal(signum, frame):
-        stop.set()
+        adapter.stopped = True
+        if adapter.running_job:
+            raise KeyboardInterrupt  # unwinds run_pending(), which records the job as killed
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         announce(f"pachd-compatible endpoint on grpc://{HOST}:{bound} (state {state_dir}); "
                  f"e.g. `pix2pix cluster --pachd-address grpc://localhost:{bound} status`. "
                  "Ctrl-C stops it.")
-        while not stop.wait(0.5):
+        try:
+            adapter.run_loop()
+        except KeyboardInterrupt:  # a signal between two checks of the loop
             pass
         announce("stopping: finishing in-flight calls")
+        stop_own_transforms()
+        adapter.stop()
         server.stop(grace=5).wait()
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        server.adapter.close()
+
+
+def stop_own_transforms(grace_s: float = 5.0) -> list[int]:
+    """Terminate the process groups this process started for transforms (each leads its own
+    session), so none runs on after the endpoint stops. Linux (/proc); elsewhere a no-op."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        if int(fields[1]) == me and int(fields[2]) == pid:  # our child, leading its own group
+            found.append(pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = []
+        for pid in found:
+            try:
+                os.killpg(pid, sig)
+                alive.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace_s
+        while alive and time.monotonic() < deadline:
+            alive = [p for p in alive if _alive(p)]
+            time.sleep(0.1)
+        if not alive:
+            break
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return False
 
 
 def new_cluster_id() -> str:

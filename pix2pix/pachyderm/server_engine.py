@@ -28,9 +28,17 @@ PROJECT = "default"
 
 # -- the engine, per thread, and the background runner ------------------------------------------
 class EngineAdapter:
-    """Thread-local engines over one state folder, plus the background pipeline runner."""
+    """Thread-local engines over one state folder, plus the pipeline runner loop.
 
-    def __init__(self, state_dir: Path, *, engine=None) -> None:
+    Args:
+        state_dir: the engine's state folder.
+        engine: an Engine to use in the creating thread (tests); others get their own.
+        background: run the runner loop in a daemon thread (in-process servers). ``local serve``
+            runs it in its main thread instead (:meth:`run_loop`), so SIGINT/SIGTERM interrupt
+            a running job the way Ctrl-C does in ``pix2pix`` commands: recorded as killed.
+    """
+
+    def __init__(self, state_dir: Path, *, engine=None, background: bool = True) -> None:
         from pix2pix.pachyderm.engine import Engine
 
         self.state_dir = Path(state_dir)
@@ -43,10 +51,13 @@ class EngineAdapter:
         self._cond = threading.Condition()
         self._dirty = True  # run whatever a previous session left queued
         self._busy = False
-        self._stopped = False
+        self.running_job = False  # True only around run_pending(), for the signal handler
+        self.stopped = False
         self.last_error: str = ""
-        self._thread = threading.Thread(target=self._loop, name="pachd-local-runner", daemon=True)
-        self._thread.start()
+        self._thread = None
+        if background:
+            self._thread = threading.Thread(target=self.run_loop, name="pachd-local-runner", daemon=True)
+            self._thread.start()
 
     @property
     def engine(self):
@@ -69,24 +80,33 @@ class EngineAdapter:
                 pass
             return cid
 
-    # background runner: pachd runs jobs asynchronously; so do we.
+    # The runner: pachd runs jobs asynchronously, so FinishCommit and CreatePipeline only kick it.
     def kick(self) -> None:
         with self._cond:
             self._dirty = True
             self._cond.notify_all()
 
-    def _loop(self) -> None:
-        while True:
+    def run_loop(self) -> None:
+        """Run queued triggers whenever kicked, until :meth:`stop` (or a KeyboardInterrupt from a
+        signal handler while a job runs: the engine records that job as killed)."""
+        while not self.stopped:
             with self._cond:
-                while not self._dirty and not self._stopped:
-                    self._cond.wait()
-                if self._stopped:
-                    return
+                if not self._dirty:
+                    # A timed wait: a signal handler sets ``stopped`` without the lock.
+                    self._cond.wait(timeout=0.5)
+                if not self._dirty or self.stopped:
+                    continue
                 self._dirty, self._busy = False, True
             try:
+                self.running_job = True
                 self.engine.run_pending()
+                self.running_job = False
                 self.last_error = ""
+            except KeyboardInterrupt:
+                self.running_job = False
+                self.stopped = True
             except Exception as e:  # noqa: BLE001 - a failed job is recorded by the engine; keep serving
+                self.running_job = False
                 self.last_error = f"{type(e).__name__}: {e}"
             finally:
                 with self._cond:
@@ -97,14 +117,19 @@ class EngineAdapter:
         """Block until every trigger queued so far has run (or the caller went away)."""
         self.kick()
         with self._cond:
-            while (self._dirty or self._busy) and not self._stopped and is_active():
+            while (self._dirty or self._busy) and not self.stopped and is_active():
                 self._cond.wait(timeout=0.5)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the runner loop (after the job it runs, if any) and wake every waiter."""
+        self.stopped = True
         with self._cond:
-            self._stopped = True
             self._cond.notify_all()
-        self._thread.join(timeout=10)
+
+    def close(self) -> None:
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
     # Engine lookups the servicers need that the Engine facade does not offer (yet): open
     # commits, and which datum wrote an output file. Read from its store, read-only but for the

@@ -1,0 +1,120 @@
+"""Property tests: the ``repo@branch:/path`` parser and the glob matcher."""
+from __future__ import annotations
+
+import fnmatch
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from pix2pix.errors import SpecError, UsageError
+from pix2pix.pachyderm.globs import check_glob, compile_glob, match
+from pix2pix.pachyderm.refs import FileRef, clean_path, parse_ref, split_ancestry
+
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+names = st.text(NAME_CHARS, min_size=1, max_size=20)
+segments = st.text(st.characters(blacklist_characters="/\\\x00", blacklist_categories=("Cs",)),
+                   min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
+paths = st.lists(segments, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts))
+refs = st.one_of(names, st.text("0123456789abcdef", min_size=32, max_size=32),
+                 st.tuples(names, st.sampled_from(["^", "^2", "~3", "^^"])).map("".join))
+
+
+@given(repo=names, ref=refs, path=paths)
+def test_parse_ref_round_trips(repo: str, ref: str, path: str):
+    text = f"{repo}@{ref}:{path}"
+    assert parse_ref(text) == FileRef(repo=repo, ref=ref, path=path)
+    assert str(parse_ref(text)) == text
+
+
+@given(repo=names, ref=st.one_of(st.none(), names))
+def test_parse_ref_without_path(repo: str, ref):
+    text = repo if ref is None else f"{repo}@{ref}"
+    assert parse_ref(text, allow_path=False) == FileRef(repo=repo, ref=ref)
+
+
+@given(repo=names, before=st.lists(segments, max_size=2), after=st.lists(segments, max_size=2))
+def test_dotdot_anywhere_is_refused(repo: str, before, after):
+    path = "/" + "/".join([*before, "..", *after])
+    with pytest.raises(UsageError, match=r"'\.\.'"):
+        parse_ref(f"{repo}@master:{path}")
+
+
+@given(path=paths, bad=st.sampled_from(["\\", "\x00"]))
+def test_backslash_and_nul_are_refused(path: str, bad: str):
+    with pytest.raises(UsageError):
+        clean_path(path + bad + "x")
+
+
+@given(text=st.text(max_size=30))
+def test_parser_never_crashes(text: str):
+    try:
+        parse_ref(text)
+    except UsageError:
+        pass
+
+
+@given(parts=st.lists(segments, min_size=1, max_size=4))
+def test_clean_path_is_idempotent_and_rooted(parts):
+    p = clean_path("//".join(parts) + "/")
+    assert p.startswith("/") and clean_path(p) == p and "//" not in p
+
+
+@pytest.mark.parametrize("ref,expected", [("master", ("master", 0)), ("master^", ("master", 1)),
+                                          ("master^3", ("master", 3)), ("dev~2^", ("dev", 3))])
+def test_split_ancestry(ref, expected):
+    assert split_ancestry(ref) == expected
+
+
+# -- globs -----------------------------------------------------------------------------------------
+glob_segments = st.text("ab*?", min_size=1, max_size=4).filter(lambda s: "**" not in s)
+path_segments = st.text("abc", min_size=1, max_size=4)
+
+
+@given(pat=st.lists(glob_segments, min_size=1, max_size=3),
+       path=st.lists(path_segments, min_size=1, max_size=3))
+def test_single_star_glob_agrees_with_per_segment_fnmatch(pat, path):
+    """``*`` and ``?`` never cross ``/``: a glob matches a path iff it has the same number of
+    segments and each segment matches (fnmatch is the oracle per segment)."""
+    expected = len(pat) == len(path) and all(fnmatch.fnmatchcase(s, p) for s, p in zip(path, pat))
+    assert bool(compile_glob("/" + "/".join(pat)).fullmatch("/" + "/".join(path))) == expected
+
+
+@given(path=st.lists(path_segments, min_size=1, max_size=4))
+def test_double_star_matches_any_depth(path):
+    p = "/" + "/".join(path)
+    assert compile_glob("/**").fullmatch(p)
+    assert compile_glob("/**/" + path[-1]).fullmatch(p)
+
+
+@given(files=st.sets(st.lists(path_segments, min_size=1, max_size=3).map(lambda s: "/" + "/".join(s)),
+                     min_size=1, max_size=8))
+def test_root_glob_is_one_datum_and_star_is_top_level(files):
+    # a file cannot also be a folder: drop paths that are prefixes of others
+    files = {f for f in files if not any(g.startswith(f + "/") for g in files)}
+    assume(files)
+    assert match("/", files) == ["/"]
+    assert match("/*", files) == sorted({"/" + f.split("/")[1] for f in files})
+
+
+@given(lit=st.text("abc.-_ ", min_size=1, max_size=6))
+def test_literal_globs_match_only_themselves(lit: str):
+    rx = compile_glob("/" + lit)
+    assert rx.fullmatch("/" + lit)
+    assert not rx.fullmatch("/" + lit + "x")
+
+
+@pytest.mark.parametrize("bad", ["[", "/a[", "/{a,b", "/a}", "/(x", "/x)", "/a]", "/a\\"])
+def test_invalid_globs_are_refused(bad: str):
+    assert check_glob(bad)
+    with pytest.raises(SpecError, match="not a valid glob"):
+        compile_glob(bad)
+
+
+@pytest.mark.parametrize("glob,path,ok", [
+    ("/*.png", "/a.png", True), ("/*.png", "/d/a.png", False), ("/**/*.png", "/d/e/a.png", True),
+    ("/**/*.png", "/a.png", True), ("/[ab]*", "/b1", True), ("/[!ab]*", "/b1", False),
+    ("/{x,y}/*", "/y/1", True), ("/STOREID(*).txt", "/STOREID12.txt", True), ("*", "/a", True),
+])
+def test_glob_examples(glob: str, path: str, ok: bool):
+    assert bool(compile_glob(glob).fullmatch(path)) == ok
