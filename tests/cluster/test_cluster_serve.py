@@ -87,3 +87,44 @@ def test_local_serve_reports_a_busy_port(tmp_path):
     assert proc.returncode == 8
     assert proc.stderr.strip() == (f"Error: cannot listen on 127.0.0.1:{port} (Address already in use); "
                                    "stop what holds it or pass another --port")
+
+
+def test_sigterm_during_a_job_stops_its_transform_and_records_it_killed(tmp_path):
+    from pix2pix.pachyderm.engine import Engine
+
+    port, marker = _free_port(), tmp_path / "transform.pid"
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "local", "serve", "--port", str(port),
+                             "--state", str(tmp_path / "state")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    try:
+        client = python_pachyderm.Client(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_repo("training")
+                break
+            except (grpc.RpcError, ConnectionError):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        code = f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); time.sleep(120)"
+        client.create_pipeline("sleepy", transform=python_pachyderm.service.pps_proto.Transform(
+                                   cmd=["python3", "-c", code]),
+                               input=python_pachyderm.service.pps_proto.Input(
+                                   pfs=python_pachyderm.service.pps_proto.PFSInput(repo="training", glob="/")))
+        with client.commit("training", "master") as c:
+            client.put_file_bytes(c, "/a", b"a")
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        transform_pid = int(marker.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert not Path(f"/proc/{transform_pid}").exists() or \
+        Path(f"/proc/{transform_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    job = Engine(tmp_path / "state").list_jobs("sleepy")[0]
+    assert job.id == c.id and job.state == "killed"
