@@ -282,24 +282,27 @@ def put_file_cmd(target: str, sources: tuple[str, ...], recursive: bool, append:
     branch = ref.ref or "master"
     if COMMIT_ID.match(branch) or any(c in branch for c in "^~"):
         raise UsageError(f"{target!r}: put file needs a branch, not a commit")
-    dest = ref.path if ref.path not in (None, "/") else None
+    dest = ref.path  # None: no path given; "/" the root
     for s in sources:
         if s != "-" and not os.path.exists(s):
             raise StoreError(f"{s}: no such file or folder")
         if s != "-" and os.path.isdir(s) and not recursive:
             raise UsageError(f"{s} is a folder; use -r to put its files")
-    if "-" in sources and dest is None:
+    if "-" in sources and dest in (None, "/"):
         raise UsageError("-f - (stdin) needs a destination path: repo@branch:/path")
     jobs = _Jobs()
     eng = _engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
-    as_folder = len(sources) > 1 or target.endswith("/")
+    many = len(sources) > 1
+    as_folder = many or target.endswith("/") or dest == "/"
     with eng.commit(ref.repo, branch, description=description) as c:
         for s in sources:
             where = _destination(s, dest, as_folder)
             if s == "-":
                 c.put_file(dest, sys.stdin.buffer, append=append)
             elif os.path.isdir(s):
-                c.put_local(Path(s), where, recursive=True)
+                # One folder with a path: its files go right under that path (pachctl -r).
+                c.put_local(Path(s), dest if dest is not None and not many else where,
+                            recursive=True)
             else:
                 with open(s, "rb") as fh:
                     c.put_file(where, fh, append=append)

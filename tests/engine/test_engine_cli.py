@@ -1,0 +1,187 @@
+"""Every engine command as a user types it: in-process with CliRunner for output, and as a real
+``python -m pix2pix`` subprocess for exit codes and one-line errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pix2pix.errors import JobError, SpecError, StoreError, UsageError
+
+from engine_testlib import bash_spec, pfs
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.txt").write_text("alpha")
+    (d / "sub" / "b.txt").write_text("beta")
+    return d
+
+
+def spec_file(tmp_path: Path, *specs: dict, name: str = "p.json", sep: str = "json") -> Path:
+    f = tmp_path / name
+    if sep == "json":
+        f.write_text("\n---\n".join(json.dumps(s, indent=2) for s in specs))
+    else:
+        import yaml
+        f.write_text(yaml.safe_dump_all(specs))
+    return f
+
+
+def test_repo_commands(cli_run):
+    ok(cli_run("create", "repo", "images", "-d", "raw photos"))
+    ok(cli_run("create", "repo", "other"))
+    out = ok(cli_run("list", "repo")).output.splitlines()
+    assert out[0].split() == ["NAME", "CREATED", "SIZE", "(MASTER)", "DESCRIPTION"]
+    assert {line.split()[0] for line in out[1:]} == {"images", "other"}
+    data = json.loads(ok(cli_run("list", "repo", "--json")).output)
+    assert {r["name"]: r["description"] for r in data} == {"images": "raw photos", "other": ""}
+    assert json.loads(ok(cli_run("inspect", "repo", "images", "-o", "json")).output)["type"] == "user"
+    ok(cli_run("update", "repo", "other", "-d", "x"))
+    ok(cli_run("delete", "repo", "other"))
+    assert "other" not in ok(cli_run("list", "repo")).output
+    r = cli_run("create", "repo", "images")
+    assert isinstance(r.exception, StoreError)
+
+
+def test_put_get_list_inspect_files(cli_run, tree: Path, tmp_path: Path):
+    ok(cli_run("create", "repo", "images"))
+    ok(cli_run("put", "file", "images@master:/photos", "-r", "-f", str(tree)))
+    ok(cli_run("put", "file", "images@master", "-f", str(tree / "a.txt"), "-f", str(tree / "sub" / "b.txt")))
+    ok(cli_run("put", "file", "images@master:/single.txt", "-f", str(tree / "a.txt")))
+    r = ok(cli_run("put", "file", "images@master:/stdin.txt", "-f", "-", input=b"from stdin"))
+    listing = ok(cli_run("list", "file", "images@master")).output.splitlines()
+    assert listing[0].split() == ["NAME", "TYPE", "SIZE"]
+    assert [line.split()[0] for line in listing[1:]] == ["/a.txt", "/b.txt", "/photos/", "/single.txt", "/stdin.txt"]
+    sub = json.loads(ok(cli_run("list", "file", "images@master:/photos", "--json")).output)
+    assert [(f["path"], f["type"]) for f in sub] == [("/photos/a.txt", "file"), ("/photos/sub", "dir")]
+    assert ok(cli_run("get", "file", "images@master:/photos/sub/b.txt")).output == "beta"
+    assert ok(cli_run("get", "file", "images@master:/stdin.txt")).output == "from stdin"
+    out = tmp_path / "got.txt"
+    ok(cli_run("get", "file", "images@master:/single.txt", "-o", str(out)))
+    assert out.read_text() == "alpha"
+    dest = tmp_path / "restored"
+    ok(cli_run("get", "file", "images@master:/photos", "-r", "-o", str(dest)))
+    assert (dest / "a.txt").read_text() == "alpha" and (dest / "sub" / "b.txt").read_text() == "beta"
+    info = json.loads(ok(cli_run("inspect", "file", "images@master:/photos/a.txt", "--json")).output)
+    assert info["size"] == 5 and len(info["hash"]) == 64
+    # append, overwrite and older commits
+    ok(cli_run("put", "file", "images@master:/single.txt", "-a", "-f", str(tree / "a.txt")))
+    assert ok(cli_run("get", "file", "images@master:/single.txt")).output == "alphaalpha"
+    assert ok(cli_run("get", "file", "images@master^1:/single.txt")).output == "alpha"
+    ok(cli_run("delete", "file", "images@master:/photos"))
+    assert "/photos" not in ok(cli_run("list", "file", "images@master")).output
+
+
+def test_folder_without_r_and_unsafe_destinations_are_refused(cli_run, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    assert isinstance(cli_run("put", "file", "images@master:/x", "-f", str(tree)).exception, UsageError)
+    for bad in ("images@master:/a/../../etc/passwd", "images@master:/a\\b"):
+        r = cli_run("put", "file", bad, "-f", str(tree / "a.txt"))
+        assert isinstance(r.exception, UsageError), bad
+    assert isinstance(cli_run("put", "file", "images@master", "-f", "-", input=b"x").exception, UsageError)
+    assert cli_run("list", "commit", "images").output.count("\n") == 1  # header only: nothing landed
+
+
+def test_commit_commands(cli_run, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"), "-m", "first"))
+    ok(cli_run("put", "file", "images@master:/b", "-f", str(tree / "a.txt")))
+    lines = ok(cli_run("list", "commit", "images")).output.splitlines()
+    assert lines[0].split() == ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION"]
+    assert len(lines) == 3 and "first" in lines[2]
+    commits = json.loads(ok(cli_run("list", "commit", "images@master", "-n", "1", "--json")).output)
+    assert len(commits) == 1
+    text = ok(cli_run("inspect", "commit", "images@master^1")).output
+    assert "Origin: USER" in text and "Parent: <none>" in text
+    ok(cli_run("wait", "commit", f"images@{commits[0]['id']}"))
+    assert commits[0]["id"] in ok(cli_run("inspect", "commitset", commits[0]["id"])).output
+
+
+def test_pipeline_job_datum_logs_provenance_commands(cli_run, tmp_path: Path, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    ok(cli_run("put", "file", "images@master:/", "-r", "-f", str(tree)))
+    up = bash_spec("up", pfs("images", "/*"), 'for f in $(find /pfs/images -type f); do '
+                   'echo "processing $f"; tr a-z A-Z < $f > /pfs/out/$(basename $f); done')
+    count = bash_spec("count", pfs("up", "/"), "ls /pfs/up | wc -l > /pfs/out/count")
+    ok(cli_run("create", "pipeline", "-f", str(spec_file(tmp_path, up, count, sep="yaml", name="dag.yaml"))))
+    assert ok(cli_run("get", "file", "up@master:/b.txt")).output == "BETA"
+    assert ok(cli_run("get", "file", "count@master:/count")).output.strip() == "2"
+    lines = ok(cli_run("list", "pipeline")).output.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "VERSION", "INPUT"]
+    assert {line.split()[0] for line in lines[1:]} == {"up", "count"}
+    assert json.loads(ok(cli_run("inspect", "pipeline", "up", "--json")).output)["version"] == 1
+    jobs = json.loads(ok(cli_run("list", "job", "-p", "up", "--json")).output)
+    assert len(jobs) == 1 and jobs[0]["state"] == "success"
+    jid = jobs[0]["id"]
+    table = ok(cli_run("list", "job")).output
+    assert "PIPELINE" in table and "2 + 0 / 2" in table
+    assert "Output commit: up@" + jid in ok(cli_run("inspect", "job", f"up@{jid}")).output
+    datums = ok(cli_run("list", "datum", f"up@{jid}")).output.splitlines()
+    assert datums[0].split() == ["ID", "FILES", "STATUS", "TIME"] and len(datums) == 3
+    assert "processing" in ok(cli_run("logs", "-p", "up", "--job", jid)).output
+    tree_text = ok(cli_run("provenance", "count@master:/count")).output
+    assert "count@" in tree_text and "up@" in tree_text and "images@" in tree_text
+    prov = json.loads(ok(cli_run("provenance", "up@master:/a.txt", "--json")).output)
+    assert prov["inputs"][0]["repo"] == "images" and prov["inputs"][0]["paths"] == ["/a.txt"]
+    # update with --reprocess makes a new version and reprocesses
+    up2 = bash_spec("up", pfs("images", "/*"), "for f in $(find /pfs/images -type f); do "
+                    "rev $f > /pfs/out/$(basename $f); done")
+    ok(cli_run("update", "pipeline", "-f", str(spec_file(tmp_path, up2, name="up2.json")), "--reprocess"))
+    assert ok(cli_run("get", "file", "up@master:/a.txt")).output.strip() == "ahpla"
+    r = cli_run("delete", "pipeline", "up")
+    assert isinstance(r.exception, StoreError)  # count reads it
+    ok(cli_run("delete", "pipeline", "count"))
+    ok(cli_run("delete", "pipeline", "up"))
+
+
+def test_no_run_then_run(cli_run, tmp_path: Path, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    f = spec_file(tmp_path, bash_spec("up", pfs("images"), "cp -r /pfs/images/* /pfs/out/"))
+    ok(cli_run("create", "pipeline", "-f", str(f), "--no-run"))
+    ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"), "--no-run"))
+    assert json.loads(ok(cli_run("list", "job", "--json")).output) == []
+    ok(cli_run("run"))
+    assert ok(cli_run("get", "file", "up@master:/a")).output == "alpha"
+    assert "nothing to run" in ok(cli_run("run")).output
+
+
+# -- real processes: exit codes and one-line errors -------------------------------------------------
+
+def test_exit_codes_and_messages(pix, tmp_path: Path, tree: Path):
+    assert pix("create", "repo", "images").returncode == 0
+    r = pix("create", "repo", "images")
+    assert r.returncode == StoreError.exit_code
+    assert r.stderr.decode().strip() == "Error: repo 'images' already exists; use `update repo` or pick another name"
+    r = pix("get", "file", "nope@master:/x")
+    assert r.returncode == StoreError.exit_code and "repo 'nope' not found" in r.stderr.decode()
+    r = pix("put", "file", "images@master:/../x", "-f", str(tree / "a.txt"))
+    assert r.returncode == UsageError.exit_code and "Traceback" not in r.stderr.decode()
+    bad = spec_file(tmp_path, bash_spec("g", pfs("images", "["), "true"), name="bad.json")
+    r = pix("create", "pipeline", "-f", str(bad))
+    assert r.returncode == SpecError.exit_code
+    assert f"{bad}: pipeline 'g': input.pfs.glob: '[' is not a valid glob" in r.stderr.decode()
+    fails = spec_file(tmp_path, bash_spec("f", pfs("images"), "exit 4", datumTries=1), name="f.json")
+    assert pix("create", "pipeline", "-f", str(fails)).returncode == 0  # no data yet: no job
+    r = pix("put", "file", "images@master:/a", "-f", str(tree / "a.txt"))
+    assert r.returncode == JobError.exit_code
+    err = r.stderr.decode()
+    assert "job f@" in err and "failed" in err and "pix2pix logs -p f" in err
+    # the commit itself landed
+    assert pix("get", "file", "images@master:/a").stdout == b"alpha"
+
+
+def test_state_flag_and_env(pix, tmp_path: Path):
+    other = tmp_path / "elsewhere"
+    assert pix("create", "repo", "x", "--state", str(other)).returncode == 0
+    assert (other / "engine.db").exists()
+    assert b"x" not in pix("list", "repo").stdout.split(b"\n", 1)[1]
+    assert pix("list", "repo", "--state", str(other)).stdout.split(b"\n")[1].startswith(b"x ")
