@@ -129,7 +129,9 @@ class Engine:
                               (time.time(), "the process running this job was killed; "
                                "`pix2pix run` runs it again", r["pipeline"], r["id"]))
             for r in dead_jobs:
-                shutil.rmtree(self.jobs_dir / f"{r['pipeline']}-{r['id']}", ignore_errors=True)
+                job_dir = self.jobs_dir / f"{r['pipeline']}-{r['id']}"
+                _stop_orphan(job_dir)
+                shutil.rmtree(job_dir, ignore_errors=True)
         self.blobs.clean_tmp()
 
     # -- repos ---------------------------------------------------------------------------------
@@ -583,6 +585,22 @@ class Engine:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _stop_orphan(job_dir: Path) -> None:
+    """Stop the user code a killed engine process left running, if it still runs in that job's
+    folder (checked through /proc, so a recycled pid is never hit)."""
+    import signal
+    try:
+        pid = int((job_dir / "child.pid").read_text())
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except (OSError, ValueError):
+        return
+    if cwd.startswith(str(job_dir)):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def _check_name(name: str, what: str) -> None:
     if not NAME.match(name or ""):
         raise UsageError(f"{what} name {name!r}: use 1-63 letters, digits, '_' or '-'")

@@ -485,6 +485,8 @@ class _Job:
         for name in input_names(self.spec["input"]) + ["out"]:
             shutil.rmtree(self.root / name, ignore_errors=True)
         (self.root / "out").mkdir(parents=True)
+        # An image may run its code as a non-root user: let it write its output.
+        os.chmod(self.root / "out", 0o777)
         for m in d.matches:
             (self.root / m.name).mkdir(parents=True, exist_ok=True)
             for path, digest, _ in m.files:
@@ -519,6 +521,12 @@ class _Job:
             req.extra["root"] = self._process_root()
         return req
 
+    def _start(self, req: RunRequest):
+        proc = self.executor.start(req)
+        # Remembered so that, if this engine process is killed, the next one can stop the code.
+        (self.dir / "child.pid").write_text(str(proc.pid))
+        return proc
+
     # -- one datum at a time -------------------------------------------------------------------
     def _run_one(self, d: dm.Datum) -> None:
         log_text, reason, started = "", "", time.time()
@@ -527,7 +535,7 @@ class _Job:
             self._prepare(d, env)
             log = self.dir / f"log-{d.id[:12]}-{attempt}"
             timeout = self._timeout_for_datum()
-            proc = self.executor.start(self._request(env, log))
+            proc = self._start(self._request(env, log))
             rc, timed_out = wait(proc, timeout)
             text = log.read_text(errors="replace") if log.exists() else ""
             log_text += (f"--- try {attempt} of {self.tries} ---\n" if attempt > 1 else "") + text
@@ -609,7 +617,7 @@ class _Job:
             base_env["PPS_WORKER_GRPC_PORT"] = str(port)
             (self.root / "out").mkdir(parents=True, exist_ok=True)
             for start in range(len(todo) * self.tries + 1):
-                proc = self.executor.start(self._request(base_env, log))
+                proc = self._start(self._request(base_env, log))
                 while proc.poll() is None and not server.finished.is_set():
                     if self.job_timeout is not None and \
                             time.monotonic() - self.started > self.job_timeout:
