@@ -93,9 +93,12 @@ def generate_cmd(model_dir: Path | None, checkpoint: Path | None, inputs: tuple[
                                   serve_datums)
 
     options = GenerateOptions(**opts)
-    translator = load_model(model=model_dir, checkpoint=checkpoint)
+    translator = None
 
     def run_once() -> None:
+        nonlocal translator
+        if translator is None:  # loaded once; under datum batching /pfs/model exists only after NextDatum
+            translator = load_model(model=model_dir, checkpoint=checkpoint)
         result = generate(translator=translator, inputs=list(inputs), output_dir=output_dir,
                           options=options)
         click.echo(f"generate: {result.written} image(s) written to {output_dir}"
