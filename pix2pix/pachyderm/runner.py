@@ -481,16 +481,48 @@ class _Job:
         return env
 
     def _prepare(self, d: dm.Datum, env: dict[str, str]) -> None:
-        """Point /pfs/<input> at this datum's files and give it an empty /pfs/out."""
-        for name in input_names(self.spec["input"]) + ["out"]:
-            shutil.rmtree(self.root / name, ignore_errors=True)
+        """Point /pfs/<input> at this datum's files and give it an empty /pfs/out.
+
+        Files already in place with the same content stay (the model of a cross is placed once
+        per job, not once per datum); anything else in an input folder is removed, so the code
+        sees exactly this datum. As root, inputs are copies, since a read-only hard link into
+        the blob store would not stop root from writing through it."""
+        shutil.rmtree(self.root / "out", ignore_errors=True)
         (self.root / "out").mkdir(parents=True)
         # An image may run its code as a non-root user: let it write its output.
         os.chmod(self.root / "out", 0o777)
+        want: dict[str, dict[str, tuple[str, int]]] = {n: {} for n in input_names(self.spec["input"])}
         for m in d.matches:
-            (self.root / m.name).mkdir(parents=True, exist_ok=True)
-            for path, digest, _ in m.files:
-                self.engine.blobs.materialize(digest, self.root / m.name / path.lstrip("/"))
+            want.setdefault(m.name, {}).update({p.lstrip("/"): (h, s) for p, h, s in m.files})
+        placed = getattr(self, "_placed", {})
+        link = os.geteuid() != 0
+        for name, files in want.items():
+            base = self.root / name
+            if not files:
+                shutil.rmtree(base, ignore_errors=True)
+                continue
+            base.mkdir(parents=True, exist_ok=True)
+            have = placed.get(name, {})
+            for dirpath, dirnames, filenames in os.walk(base, topdown=False):
+                for f in filenames:
+                    host = Path(dirpath) / f
+                    rel = host.relative_to(base).as_posix()
+                    keep = rel in files and have.get(rel) == files[rel][0] and \
+                        not host.is_symlink() and host.stat().st_size == files[rel][1]
+                    if not keep:
+                        host.unlink()
+                        have.pop(rel, None)
+                for dn in dirnames:
+                    try:
+                        (Path(dirpath) / dn).rmdir()  # only if empty
+                    except OSError:
+                        pass
+            for rel, (digest, _) in files.items():
+                if have.get(rel) != digest:
+                    self.engine.blobs.materialize(digest, base / rel, link=link)
+                    have[rel] = digest
+            placed[name] = have
+        self._placed = placed
         view = self._process_root() if self.executor.name == "process" else "/pfs"
         lines = [f"{k}={_pfs(v, view)}" for k, v in env.items()]
         (self.root / ".env").write_text("\n".join(lines) + "\n")

@@ -338,3 +338,27 @@ def test_provenance_through_a_four_stage_dag(eng: Engine):
     from pix2pix.pachyderm.provenance import render
     text = render(node)
     assert "input_images@" in text and "training@" in text and "└──" in text
+
+
+def test_transform_writing_into_its_input_cannot_change_the_store(eng: Engine):
+    eng.create_repo("in")
+    put(eng, "in", {"/a": "original", "/b": "other"})
+    eng.create_pipeline(bash_spec("vandal", pfs("in"),
+                                  "for f in /pfs/in/*; do echo evil > $f || true; done; "
+                                  "cat /pfs/in/* > /pfs/out/$(ls /pfs/in)"))
+    assert eng.get_file("in", "master", "/a") == b"original"
+    assert eng.get_file("in", "master", "/b") == b"other"
+    assert eng.list_jobs("vandal")[0].state == "success"
+
+
+def test_each_datum_sees_only_its_own_files(eng: Engine):
+    """Inputs are re-pointed between datums: nothing of the previous datum is left behind."""
+    eng.create_repo("in")
+    eng.create_repo("m")
+    put(eng, "in", {"/x/1": "a", "/y/2": "b", "/z/3": "c"})
+    put(eng, "m", {"/w": "model"})
+    eng.create_pipeline(bash_spec("see", {"cross": [pfs("in"), pfs("m", "/")]},
+                                  "n=$(ls /pfs/in); (cd /pfs && find in m -type f | sort) "
+                                  "> /pfs/out/$n"))
+    assert files(eng, "see") == {f"/{d}": f"in/{d}/{i}\nm/w\n".encode()
+                                 for d, i in (("x", 1), ("y", 2), ("z", 3))}
