@@ -291,12 +291,16 @@ class Engine:
             c.execute("INSERT INTO staged(repo, commit_id, op, path) VALUES (?,?,?,?)",
                       (repo, commit_id, "delete", target))
 
-    def finish_commit(self, repo: str, commit_id: str, *, run: bool | None = None) -> CommitInfo:
+    def finish_commit(self, repo: str, commit_id: str, *, run: bool | None = None,
+                      description: str | None = None) -> CommitInfo:
         """Make an open commit visible: its staged ops are applied to the branch head *now*
         (so two writers racing on a branch both land, in order) in one transaction. Then the
-        downstream pipelines run, unless deferred (``run=False`` or the engine's ``defer``)."""
+        downstream pipelines run, unless deferred (``run=False`` or the engine's ``defer``).
+        ``description`` replaces the one given at start (as pachd's FinishCommit allows)."""
         with self.store.tx() as c:
-            row = self._open(repo, commit_id)
+            row = dict(self._open(repo, commit_id))
+            if description is not None:
+                row["description"] = description
             branch = row["branch"]
             head = c.execute("SELECT head FROM branches WHERE repo=? AND name=?",
                              (repo, branch)).fetchone()
@@ -319,6 +323,35 @@ class Engine:
         if not (self.defer if run is None else not run):
             self.run_pending()
         return self.inspect_commit(repo, commit_id)
+
+    def list_open_commits(self, repo: str | None = None,
+                          branch: str | None = None) -> list[CommitInfo]:
+        """Open (unfinished) commits, newest first: ``finished`` is None, ``size`` counts the
+        bytes staged so far. Their files are invisible to reads until finished."""
+        sql, args = "SELECT * FROM open_commits WHERE 1=1", []
+        if repo is not None:
+            sql, args = sql + " AND repo=?", args + [repo]
+        if branch is not None:
+            sql, args = sql + " AND branch=?", args + [branch]
+        out = []
+        for r in self.store.q(sql + " ORDER BY started DESC", args):
+            staged = self.store.q1("SELECT COALESCE(SUM(size), 0) AS n FROM staged WHERE repo=? "
+                                   "AND commit_id=?", (r["repo"], r["id"]))
+            out.append(CommitInfo(id=r["id"], repo=r["repo"], branch=r["branch"], parent=r["parent"],
+                                  origin="USER", started=r["started"], finished=None,
+                                  size=staged["n"], description=r["description"]))
+        return out
+
+    def commit_children(self, repo: str, commit_id: str) -> list[str]:
+        """IDs of the finished commits whose parent is ``commit_id``, oldest first."""
+        return [r["id"] for r in self.store.q(
+            "SELECT id FROM commits WHERE repo=? AND parent=? ORDER BY seq", (repo, commit_id))]
+
+    def datum_of(self, pipeline: str, job_id: str, path: str) -> str | None:
+        """The datum of job ``pipeline@job_id`` that wrote output ``path`` (None if none)."""
+        row = self.store.q1("SELECT datum_id FROM datum_outputs WHERE pipeline=? AND job_id=? "
+                            "AND path=? LIMIT 1", (pipeline, job_id, clean_path(path)))
+        return row["datum_id"] if row else None
 
     def drop_commit(self, repo: str, commit_id: str) -> None:
         """Forget an open commit and everything staged in it."""

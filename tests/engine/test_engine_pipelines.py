@@ -225,6 +225,8 @@ def test_global_ids_shared_by_a_commit_set(eng: Engine):
     assert eng.inspect_job("one", c.id).output_commit == c.id
     assert eng.inspect_job("two", c.id[:8]).id == c.id  # a prefix is enough
     assert eng.inspect_commit("two", c.id).provenance[0].repo == "one"
+    [datum] = eng.list_datums("one", c.id)
+    assert eng.datum_of("one", c.id, "/a") == datum.id and eng.datum_of("one", c.id, "/x") is None
 
 
 def test_transform_sees_pachyderm_env(eng: Engine):

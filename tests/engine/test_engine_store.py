@@ -265,3 +265,15 @@ def test_read_only_filesystem_is_a_store_error(eng: Engine, monkeypatch):
         put(eng, "d", {"/a": "x"})
     monkeypatch.undo()
     assert eng.list_commits("d") == []
+
+
+def test_open_commits_children_and_finish_description(eng: Engine):
+    eng.create_repo("d")
+    first = put(eng, "d", {"/a": "1"})
+    cid = eng.start_commit("d", description="draft")
+    eng.put_file("d", cid, "/b", b"12345")
+    [open_] = eng.list_open_commits("d", "master")
+    assert (open_.id, open_.finished, open_.size, open_.description) == (cid, None, 5, "draft")
+    info = eng.finish_commit("d", cid, description="final")
+    assert info.description == "final" and eng.list_open_commits() == []
+    assert eng.commit_children("d", first.id) == [cid]
