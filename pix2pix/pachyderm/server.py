@@ -28,9 +28,13 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from python_pachyderm.proto.v2.admin import admin_pb2, admin_pb2_grpc
+from google.protobuf import empty_pb2
 from python_pachyderm.proto.v2.auth import auth_pb2, auth_pb2_grpc
+from python_pachyderm.proto.v2.identity import identity_pb2, identity_pb2_grpc
+from python_pachyderm.proto.v2.license import license_pb2, license_pb2_grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2_grpc
 from python_pachyderm.proto.v2.pps import pps_pb2_grpc
+from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
 from python_pachyderm.proto.v2.version.versionpb import version_pb2, version_pb2_grpc
 
 from pix2pix import __version__
@@ -61,13 +65,33 @@ class AdminServicer(admin_pb2_grpc.APIServicer):
                                      version_warnings_ok=True)
 
 
-@complete(auth_pb2.DESCRIPTOR.services_by_name["API"])
-class AuthServicer(auth_pb2_grpc.APIServicer):
-    """Auth is off, as on a pachd without an enterprise licence: the calls answer with pachd's own
-    message, which python-pachyderm turns into ``AuthServiceNotActivated``."""
+# Auth is off, as on a pachd without an enterprise licence: every auth, identity and license call
+# answers with pachd's own message, which python-pachyderm turns into AuthServiceNotActivated
+# (so `client.delete_all()` works as against such a pachd).
+AUTH_OFF = "the auth service is not activated"
 
-    def WhoAmI(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the auth service is not activated")
+
+@complete(auth_pb2.DESCRIPTOR.services_by_name["API"], others=AUTH_OFF)
+class AuthServicer(auth_pb2_grpc.APIServicer):
+    pass
+
+
+@complete(identity_pb2.DESCRIPTOR.services_by_name["API"], others=AUTH_OFF)
+class IdentityServicer(identity_pb2_grpc.APIServicer):
+    pass
+
+
+@complete(license_pb2.DESCRIPTOR.services_by_name["API"], others=AUTH_OFF)
+class LicenseServicer(license_pb2_grpc.APIServicer):
+    pass
+
+
+@complete(transaction_pb2.DESCRIPTOR.services_by_name["API"])
+class TransactionServicer(transaction_pb2_grpc.APIServicer):
+    """No transactions are ever open here, so deleting them all is done at once."""
+
+    def DeleteAll(self, request, context):
+        return empty_pb2.Empty()
 
 
 def _served_table() -> dict[str, tuple[str, ...]]:
@@ -76,7 +100,8 @@ def _served_table() -> dict[str, tuple[str, ...]]:
 
     return {"pfs_v2.API": PfsServicer.SERVED, "pps_v2.API": PpsServicer.SERVED,
             "versionpb_v2.API": VersionServicer.SERVED, "admin_v2.API": AdminServicer.SERVED,
-            "auth_v2.API": ("WhoAmI (answers: the auth service is not activated)",),
+            "auth_v2.API, identity_v2.API, license_v2.API": (f"every method answers: {AUTH_OFF}",),
+            "transaction_v2.API": TransactionServicer.SERVED,
             "grpc.health.v1.Health": ("Check",)}
 
 
@@ -111,6 +136,9 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), server)
     admin_pb2_grpc.add_APIServicer_to_server(AdminServicer(adapter.cluster_id), server)
     auth_pb2_grpc.add_APIServicer_to_server(AuthServicer(), server)
+    identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(), server)
+    license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), server)
+    transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(), server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

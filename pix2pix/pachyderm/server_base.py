@@ -111,9 +111,10 @@ def _is_abort(e: BaseException) -> bool:
     return type(e) is Exception and not e.args
 
 
-def complete(service: ServiceDescriptor) -> Callable[[type], type]:
+def complete(service: ServiceDescriptor, *, others: str | None = None) -> Callable[[type], type]:
     """Class decorator: wrap the methods a servicer defines with :func:`handler`, and answer every
-    other method of ``service`` UNIMPLEMENTED, naming it (``/pfs_v2.API/Fsck``)."""
+    other method of ``service`` UNIMPLEMENTED, naming it (``/pfs_v2.API/Fsck``), or with the
+    message ``others`` where pachd itself answers them all alike."""
 
     def decorate(cls: type) -> type:
         served = []
@@ -123,18 +124,19 @@ def complete(service: ServiceDescriptor) -> Callable[[type], type]:
                 setattr(cls, m.name, handler(own))
                 served.append(m.name)
             else:
-                setattr(cls, m.name, _unimplemented(f"/{service.full_name}/{m.name}"))
+                setattr(cls, m.name, _unimplemented(f"/{service.full_name}/{m.name}", others))
         cls.SERVED = tuple(served)
         return cls
 
     return decorate
 
 
-def _unimplemented(full_name: str) -> Callable:
+def _unimplemented(full_name: str, message: str | None = None) -> Callable:
+    message = message or (f"{full_name} is not served by `{SERVED_BY}` (it serves the subset "
+                          "python-pachyderm 7.6 needs for `pix2pix cluster`; use a real pachd for the rest)")
+
     def method(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      f"{full_name} is not served by `{SERVED_BY}` (it serves the subset python-pachyderm "
-                      "7.6 needs for `pix2pix cluster`; use a real pachd for the rest)")
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
     method.__name__ = full_name.rsplit("/", 1)[-1]
     return method
 

@@ -99,6 +99,15 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
             self.eng.delete_repo(name, force=request.force)
         return empty_pb2.Empty()
 
+    def DeleteAll(self, request, context):
+        """Every repo (python-pachyderm's delete_all() deletes the pipelines first)."""
+        for r in self.eng.list_repos():
+            if r.type == "pipeline":
+                self.eng.delete_pipeline(r.name, force=True)
+            else:
+                self.eng.delete_repo(r.name, force=True)
+        return empty_pb2.Empty()
+
     # -- commits -------------------------------------------------------------------------------
     def StartCommit(self, request, context):
         repo = _repo_name(request.branch.repo)

@@ -15,6 +15,11 @@ from pix2pix.pachyderm.server_engine import (
 _DONE = ("success", "failure", "killed")
 
 
+def _input_repos(spec: dict) -> set[str]:
+    from pix2pix.pachyderm.spec import pfs_inputs
+    return {p["repo"] for p in pfs_inputs(spec.get("input") or {})}
+
+
 def _pipeline_name(p: pps_pb2.Pipeline) -> str:
     if p.project.name not in ("", "default"):
         raise Abort(grpc.StatusCode.NOT_FOUND, f"project {p.project.name!r} not found "
@@ -78,6 +83,17 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
             return empty_pb2.Empty()
         self.eng.delete_pipeline(_pipeline_name(request.pipeline), keep_repo=request.keep_repo,
                                  force=request.force)
+        return empty_pb2.Empty()
+
+    def DeleteAll(self, request, context):
+        """Every pipeline, downstream ones first, with their output repos."""
+        pipelines = {p.name: p for p in self.eng.list_pipelines()}
+        while pipelines:
+            read = {r for p in pipelines.values() for r in _input_repos(p.spec)}
+            leaves = [n for n in pipelines if n not in read] or list(pipelines)
+            for name in leaves:
+                self.eng.delete_pipeline(name, force=True)
+                del pipelines[name]
         return empty_pb2.Empty()
 
     # -- jobs ----------------------------------------------------------------------------------

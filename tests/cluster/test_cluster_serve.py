@@ -40,6 +40,7 @@ def test_user_script_runs_against_local_serve(local_server):
     assert out["logs ok"] == "True"
     assert out["pipeline"] == "upper"
     assert out["repos"] == "[]"
+    assert out["after delete_all"] == "[] []"
 
 
 def _free_port() -> int:

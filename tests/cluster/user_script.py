@@ -45,3 +45,10 @@ print("pipeline:", next(client.inspect_pipeline("upper")).pipeline.name)
 client.delete_pipeline("upper")
 client.delete_repo("words")
 print("repos:", [r.repo.name for r in client.list_repo()])
+
+# Reset everything, as test suites against pachd do.
+client.create_repo("again")
+client.create_pipeline("copy", transform=pps_proto.Transform(cmd=["true"]),
+                       input=pps_proto.Input(pfs=pps_proto.PFSInput(repo="again", glob="/")))
+client.delete_all()
+print("after delete_all:", [r.repo.name for r in client.list_repo()], list(client.list_pipeline()))
