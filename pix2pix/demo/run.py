@@ -1,0 +1,174 @@
+"""``pix2pix demo``: the whole product on one machine, through the embedded engine.
+
+    training ──▶ checkpoint ──▶ model ─────────┐
+                                               ▼ (cross)
+    input_images ──▶ preprocess_images ──▶ generate_images
+
+It creates the two input repos and the four pipelines from ``pipelines/``, commits a small paired
+dataset plus its ``params.yaml`` into ``training`` (so ``checkpoint`` trains and ``model``
+exports), commits label maps into ``input_images`` (so ``preprocess_images`` and
+``generate_images`` run), writes an HTML page of inputs and outputs and prints the provenance of
+one generated image. Running it again on the same state re-uses every datum that did not change.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from pix2pix.demo import synthetic
+from pix2pix.demo.report import Row, write_page
+from pix2pix.errors import DataError, JobError, UsageError
+
+STAGES = ("checkpoint", "model", "preprocess_images", "generate_images")
+
+
+@dataclass
+class DemoConfig:
+    """What the demo runs on and how long it trains."""
+
+    out: Path = field(metadata={"help": "Folder for the HTML page, images and (by default) the engine state."})
+    state: Path | None = field(default=None, metadata={"help": "Engine state folder [default: OUT/state]."})
+    data: Path | None = field(default=None, metadata={
+        "help": "Your own A|B training pairs (facades layout). Default: synthetic facades made by the package."})
+    direction: str = field(default="BtoA", metadata={"help": "Direction for --data (facades label->photo is BtoA)."})
+    pipelines: Path | None = field(default=None, metadata={"help": "Folder with the pipeline specs [default: the repo's pipelines/]."})
+    steps: int = field(default=1200, metadata={"help": "Training steps (the budget that keeps the demo under 5 minutes on 2 cores)."})
+    train_pairs: int = field(default=200, metadata={"help": "Synthetic training pairs to make."})
+    images: int = field(default=6, metadata={"help": "Images to put into input_images."})
+    ngf: int = field(default=16, metadata={"help": "Generator width for the demo model (the paper's is 64)."})
+    seed: int = field(default=0, metadata={"help": "Seed for the synthetic data and training."})
+
+
+def default_pipelines_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "pipelines"
+
+
+def training_params(cfg: DemoConfig) -> dict:
+    """The params.yaml committed with the training data: the training options are versioned data."""
+    return {
+        "model": {"generator": "unet_256", "ngf": cfg.ngf, "ndf": cfg.ngf, "crop_size": 256},
+        "data": {"direction": cfg.direction if cfg.data else "BtoA", "load_size": 286},
+        "train": {"max_steps": cfg.steps, "batch_size": 1, "seed": cfg.seed,
+                  "save_freq": max(cfg.steps, 1), "summary_freq": 0, "keep_checkpoints": 1},
+    }
+
+
+def _stage_inputs(cfg: DemoConfig, work: Path) -> tuple[list[Path], list[tuple[str, Path, Path | None]]]:
+    """Training files and (name, input label map, target photo) for generation."""
+    if cfg.data is not None:
+        if not cfg.data.is_dir():
+            raise DataError(f"{cfg.data}: --data folder not found")
+        files = sorted(p for p in cfg.data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if len(files) < 2:
+            raise DataError(f"{cfg.data}: needs at least 2 A|B image files")
+        held_out, train = files[:cfg.images], files[cfg.images:] or files
+    else:
+        train = synthetic.write_pairs(work / "train", count=cfg.train_pairs, seed=cfg.seed)
+        held_out = synthetic.write_pairs(work / "held_out", count=cfg.images, seed=cfg.seed + 1)
+    queries = []
+    qdir = work / "queries"
+    qdir.mkdir(parents=True, exist_ok=True)
+    for path in held_out:
+        pair = np.asarray(Image.open(path).convert("RGB"))
+        half = pair.shape[1] // 2
+        a, b = pair[:, :half], pair[:, half:]
+        src, tgt = (b, a) if (cfg.direction if cfg.data else "BtoA") == "BtoA" else (a, b)
+        q, t = qdir / f"{path.stem}.png", qdir / f"{path.stem}-target.png"
+        Image.fromarray(src).save(q)
+        Image.fromarray(tgt).save(t)
+        queries.append((path.stem, q, t))
+    return train, queries
+
+
+def _check_jobs(engine, commit_set: str, pipelines: tuple[str, ...]) -> None:
+    """Fail with the first failed job of a commit set, naming what to run to see why."""
+    for job in engine.list_jobs():
+        if job.id == commit_set and job.pipeline in pipelines and job.state != "success":
+            raise JobError(f"pipeline {job.pipeline} job {job.id} ended {job.state}: {job.reason} "
+                           f"(see `pix2pix logs -p {job.pipeline} --job {job.id}`)")
+
+
+def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> Path:
+    """Run the whole DAG on the embedded engine; returns the path of the HTML page."""
+    from pix2pix.pachyderm.engine import Engine
+    from pix2pix.pachyderm.provenance import render
+    from pix2pix.pachyderm.spec import load_spec_file
+
+    if cfg.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {cfg.steps}")
+    started = time.monotonic()
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    pipelines = cfg.pipelines or default_pipelines_dir()
+    spec_files = [pipelines / f"{s}.json" for s in STAGES]
+    missing = [str(p) for p in spec_files if not p.is_file()]
+    if missing:
+        raise UsageError(f"pipeline spec(s) not found: {', '.join(missing)}; pass --pipelines DIR")
+    specs = [doc for path in spec_files for doc in load_spec_file(path)]
+
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    train_files, queries = _stage_inputs(cfg, work)
+
+    engine = Engine(cfg.state or out / "state")
+    existing = {r.name for r in engine.list_repos()}
+    for repo in ("training", "input_images"):
+        if repo not in existing:
+            engine.create_repo(repo, description="demo input")
+    # Pipelines first, then data: each commit below runs what depends on it, synchronously.
+    current = {p.name for p in engine.list_pipelines()}
+    new = [(src, spec) for src, spec in specs if spec["pipeline"]["name"] not in current]
+    old = [(src, spec) for src, spec in specs if spec["pipeline"]["name"] in current]
+    if new:
+        engine.create_pipelines(new)
+    if old:
+        engine.create_pipelines(old, update=True)
+    log(f"created repos training, input_images and pipelines {', '.join(STAGES)}")
+
+    log(f"training: committing {len(train_files)} pairs + params.yaml ({cfg.steps} steps)...")
+    t0 = time.monotonic()
+    with engine.commit("training", "master") as commit:
+        for path in train_files:
+            commit.put_file(f"/train/{path.name}", path.read_bytes())
+        commit.put_file("/params.yaml", yaml.safe_dump(training_params(cfg), sort_keys=False).encode())
+    _check_jobs(engine, commit.id, ("checkpoint", "model"))
+    log(f"checkpoint and model done in {time.monotonic() - t0:.0f}s")
+
+    log(f"input_images: committing {len(queries)} images...")
+    t0 = time.monotonic()
+    with engine.commit("input_images", "master") as commit:
+        for name, query, _ in queries:
+            commit.put_file(f"/{name}.png", query.read_bytes())
+    _check_jobs(engine, commit.id, ("preprocess_images", "generate_images"))
+    log(f"preprocess_images and generate_images done in {time.monotonic() - t0:.0f}s")
+
+    images = out / "images"
+    shutil.rmtree(images, ignore_errors=True)
+    images.mkdir()
+    rows = []
+    for name, query, target in queries:
+        data = engine.get_file("generate_images", "master", f"/{name}.png")
+        output = images / f"{name}-output.png"
+        output.write_bytes(data)
+        inp, tgt = images / f"{name}-input.png", images / f"{name}-target.png"
+        shutil.copyfile(query, inp)
+        shutil.copyfile(target, tgt)
+        rows.append(Row(name=name, input=inp, output=output, target=tgt))
+
+    example = f"/{queries[0][0]}.png"
+    chain = engine.provenance("generate_images", "master", example)
+    text = render(chain)
+    elapsed = time.monotonic() - started
+    page = write_page(out / "index.html", rows=rows, title="pix2pix demo: label map -> photo",
+                      notes=[f"provenance of generate_images@master:{example}\n{text}",
+                             f"finished in {elapsed:.0f}s"])
+    log(f"\nprovenance of generate_images@master:{example}\n{text}")
+    log(f"\nwrote {page} ({len(rows)} images) in {elapsed:.0f}s")
+    return page
