@@ -29,7 +29,7 @@ from PIL import Image
 
 from pix2pix.data.dataset import bad_image, image_files
 from pix2pix.data.images import is_image_file, load_rgb, read_info
-from pix2pix.errors import DataError, ModelError, UsageError
+from pix2pix.errors import DataError, JobError, ModelError, UsageError
 from pix2pix.process import FORMATS, output_path, write_image
 from pix2pix.tiling import translate_tiled
 
@@ -76,6 +76,9 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
     if (model is None) == (checkpoint is None):
         raise UsageError("give exactly one of --model (an export folder) or --checkpoint "
                          "(a train folder)")
+    if model is not None and not (Path(model) / "saved_model.pb").is_file():
+        raise ModelError(f"{model}: no saved_model.pb; give a `pix2pix export` folder "
+                         "(or --checkpoint for a train folder)")
     import tensorflow as tf
 
     if checkpoint is not None:
@@ -94,9 +97,6 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
         return Translator(fn, size, str(checkpoint))
 
     model = Path(model)
-    if not (model / "saved_model.pb").is_file():
-        raise ModelError(f"{model}: no saved_model.pb; give a `pix2pix export` folder "
-                         "(or --checkpoint for a train folder)")
     try:
         loaded = tf.saved_model.load(str(model))
         serve = loaded.signatures["serving_default"]
@@ -292,7 +292,13 @@ def serve_datums(process: Callable[[], object], *, worker=None,
         worker = python_pachyderm.Client().worker
     error, done = "", 0
     while max_datums is None or done < max_datums:
-        response = worker.next_datum(error=error)
+        try:
+            response = worker.next_datum(error=error)
+        except Exception as e:  # grpc.RpcError: the worker ended the batch with an error
+            code = getattr(e, "code", lambda: None)()
+            details = getattr(e, "details", lambda: str(e))()
+            raise JobError(f"Pachyderm worker: NextDatum failed "
+                           f"({getattr(code, 'name', type(e).__name__)}: {details})") from None
         for entry in response.env:
             key, sep, value = entry.partition("=")
             if sep:
