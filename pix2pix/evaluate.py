@@ -55,6 +55,9 @@ def evaluate_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
         if o.shape != t.shape:
             raise DataError(f"{name}: output is {o.shape[1]}x{o.shape[0]} but target is "
                             f"{t.shape[1]}x{t.shape[0]}; metrics need equal sizes")
+        if min(o.shape[:2]) < 11:
+            raise DataError(f"{name}: {o.shape[1]}x{o.shape[0]} is smaller than SSIM's 11x11 "
+                            "window")
         to, tt = tf.constant(o), tf.constant(t)
         rows.append({"name": name, "l1": float(np.mean(np.abs(o - t))),
                      "psnr": float(tf.image.psnr(to, tt, max_val=1.0)),

@@ -252,9 +252,10 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
     with _stop_on_signals() as stop, writer.as_default():
         # An exception (a second signal included) skips the final save: the last periodic
         # checkpoint stays the one a re-run resumes from.
+        epoch, offset = divmod(step, steps_per_epoch)
         while step < total and stop.signum is None:
-            epoch, offset = divmod(step, steps_per_epoch)
             batches = ds if epoch == 0 else epoch_dataset(epoch)[0]
+            before = step
             for inp, tar, _name in batches.skip(offset):
                 lr = learning_rate(step, base=train.lr, policy=train.lr_policy,
                                    total_steps=total, decay_steps=decay)
@@ -269,6 +270,10 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
                 bar.update(step, scalars)
                 if step >= total or stop.signum is not None:
                     break
+            if step == before and offset == 0:
+                raise DataError(f"{input_dir}: epoch {epoch} yielded no batch (every pair "
+                                "skipped as unreadable?)")
+            epoch, offset = epoch + 1, 0
         bar.close()
         if step != last_saved:
             manager.save(checkpoint_number=step)
