@@ -146,6 +146,19 @@ class EngineAdapter:
                                    "ORDER BY started DESC LIMIT 1", (repo, branch))
         return row["id"] if row else None
 
+    def open_repos_in_set(self, commit_id: str) -> list[str]:
+        """Repos where the commit set ``commit_id`` still has an open (user) commit."""
+        return [r["repo"] for r in self.engine.store.q(
+            "SELECT repo FROM open_commits WHERE id=? ORDER BY repo", (commit_id,))]
+
+    def commit_set_exists(self, commit_id: str) -> bool:
+        return self.engine.store.q1("SELECT 1 FROM commits WHERE id=?", (commit_id,)) is not None
+
+    def children(self, repo: str, commit_id: str) -> list[str]:
+        """Commits whose parent is ``commit_id`` (pachd's CommitInfo.child_commits)."""
+        return [r["id"] for r in self.engine.store.q(
+            "SELECT id FROM commits WHERE repo=? AND parent=? ORDER BY seq", (repo, commit_id))]
+
     def set_open_description(self, repo: str, commit_id: str, description: str) -> None:
         """FinishCommit may (re)write the description, as pachd allows."""
         with self.engine.store.tx() as c:

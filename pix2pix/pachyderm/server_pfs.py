@@ -69,11 +69,12 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
                 return repo, open_id, True
         return repo, self.eng.resolve(repo, ref), False
 
-    def _file_not_found(self, repo: str, commit_id: str, path: str, err: Exception) -> Abort:
-        # python-pachyderm's path_exists() matches this exact pachd wording.
+    def _file_not_found(self, repo: str, commit_id: str, path: str, err: Exception) -> Exception:
+        """The engine's missing-path error in pachd's words, which python-pachyderm's
+        path_exists() matches; any other error unchanged."""
         if "no such file or folder" in str(err):
             return Abort(grpc.StatusCode.NOT_FOUND, f"file {path} not found in repo {repo} at commit {commit_id}")
-        raise err
+        return err
 
     # -- repos ---------------------------------------------------------------------------------
     def CreateRepo(self, request, context):
@@ -133,9 +134,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
         return empty_pb2.Empty()
 
     def _commit_info(self, repo: str, cid: str) -> pfs_pb2.CommitInfo:
-        children = [r["id"] for r in self.eng.store.q(
-            "SELECT id FROM commits WHERE repo=? AND parent=? ORDER BY seq", (repo, cid))]
-        return commit_info_pb(self.eng.inspect_commit(repo, cid), children)
+        return commit_info_pb(self.eng.inspect_commit(repo, cid), self.a.children(repo, cid))
 
     def InspectCommit(self, request, context):
         if request.wait in (pfs_pb2.CommitState.COMMIT_STATE_UNKNOWN, pfs_pb2.CommitState.STARTED):
@@ -182,8 +181,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
     def InspectCommitSet(self, request, context):
         cid = request.commit_set.id
         if request.wait:
-            wait_until(lambda: not self.eng.store.q1("SELECT 1 FROM open_commits WHERE id=?", (cid,)),
-                       context.is_active)
+            wait_until(lambda: not self.a.open_repos_in_set(cid), context.is_active)
             self.a.wait_idle(context.is_active)
         for c in self.eng.inspect_commit_set(cid):
             yield self._commit_info(c.repo, c.id)
@@ -196,12 +194,12 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     def DropCommitSet(self, request, context):
         cid = request.commit_set.id
-        rows = self.eng.store.q("SELECT repo FROM open_commits WHERE id=?", (cid,))
-        if rows:
-            for r in rows:
-                self.eng.drop_commit(r["repo"], cid)
+        repos = self.a.open_repos_in_set(cid)
+        if repos:
+            for repo in repos:
+                self.eng.drop_commit(repo, cid)
             return empty_pb2.Empty()
-        if self.eng.store.q1("SELECT 1 FROM commits WHERE id=?", (cid,)):
+        if self.a.commit_set_exists(cid):
             raise Abort(grpc.StatusCode.FAILED_PRECONDITION,
                         f"commit set {cid} is finished; `pix2pix local serve` drops only open commits")
         raise Abort(grpc.StatusCode.NOT_FOUND, f"commit set {cid} not found")

@@ -126,8 +126,7 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     def InspectJobSet(self, request, context):
         job_id = request.job_set.id
         if request.wait:
-            wait_until(lambda: not self.eng.store.q1("SELECT 1 FROM open_commits WHERE id=?", (job_id,)),
-                       context.is_active)
+            wait_until(lambda: not self.a.open_repos_in_set(job_id), context.is_active)
             self.a.wait_idle(context.is_active)
         for j in self._job_set(job_id):
             yield self._job_pb(j, request.details)
