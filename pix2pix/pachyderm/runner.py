@@ -65,7 +65,7 @@ class Runner:
         repos = {r.name: r for r in self.engine.list_repos()}
         for src, spec in checked:
             name = spec_name(spec)
-            where = f"{src}: pipeline {name!r}"
+            where = f"{src}: pipeline {json.dumps(name)}"
             if name in existing and not update:
                 raise StoreError(f"{where}: pipeline already exists; use `pix2pix update pipeline "
                                  f"-f {src.split('#')[0]}` to change it")

@@ -132,7 +132,7 @@ def validate_spec(spec: dict, *, source: str = "<spec>") -> dict:
     """
     spec = camelize(spec)
     name = spec_name(spec)
-    where = f"{source}: pipeline {name!r}"
+    where = f"{source}: pipeline {json.dumps(name)}"
     problems = [f"{field_path(e.absolute_path)}: {e.message}"
                 for e in sorted(_validator().iter_errors(spec), key=lambda e: list(map(str, e.absolute_path)))]
     if not problems:
@@ -185,7 +185,7 @@ def _check_input(inp: dict, path: str, out: list[str]) -> None:
         else:
             reason = check_glob(pfs["glob"])
             if reason:
-                out.append(f"{path}.pfs.glob: {pfs['glob']!r} is not a valid glob ({reason})")
+                out.append(f"{path}.pfs.glob: {json.dumps(pfs['glob'])} is not a valid glob ({reason})")
         nm = pfs.get("name") or pfs.get("repo") or ""
         if nm and not PIPELINE_NAME.match(nm):
             out.append(f"{path}.pfs.name: {nm!r} is not a valid input name")

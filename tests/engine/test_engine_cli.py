@@ -168,7 +168,7 @@ def test_exit_codes_and_messages(pix, tmp_path: Path, tree: Path):
     bad = spec_file(tmp_path, bash_spec("g", pfs("images", "["), "true"), name="bad.json")
     r = pix("create", "pipeline", "-f", str(bad))
     assert r.returncode == SpecError.exit_code
-    assert f"{bad}: pipeline 'g': input.pfs.glob: '[' is not a valid glob" in r.stderr.decode()
+    assert f'{bad}: pipeline "g": input.pfs.glob: "[" is not a valid glob' in r.stderr.decode()
     fails = spec_file(tmp_path, bash_spec("f", pfs("images"), "exit 4", datumTries=1), name="f.json")
     assert pix("create", "pipeline", "-f", str(fails)).returncode == 0  # no data yet: no job
     r = pix("put", "file", "images@master:/a", "-f", str(tree / "a.txt"))

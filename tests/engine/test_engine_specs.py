@@ -50,7 +50,7 @@ def test_snake_case_is_accepted_by_converting_but_env_keys_are_kept():
 
 
 def test_schema_errors_are_reported_with_field_paths():
-    with pytest.raises(SpecError, match=r"s\.json: pipeline 'p': datumTimeout: .*does not match"):
+    with pytest.raises(SpecError, match=r's\.json: pipeline "p": datumTimeout: .*does not match'):
         validate_spec(dict(SPEC, datumTimeout="10m"), source="s.json")
     with pytest.raises(SpecError, match=r"Additional properties are not allowed \('bogus'"):
         validate_spec(dict(SPEC, bogus=1), source="s.json")
@@ -63,7 +63,7 @@ def test_semantic_errors():
         validate_spec({"pipeline": {"name": "p"}, "transform": {"cmd": ["x"]}})
     with pytest.raises(SpecError, match=r"input\.pfs\.glob: missing"):
         validate_spec(dict(SPEC, input={"pfs": {"repo": "in"}}))
-    with pytest.raises(SpecError, match=r"input\.union\[1\]\.pfs\.glob: '/\{a' is not a valid glob"):
+    with pytest.raises(SpecError, match=r'input\.union\[1\]\.pfs\.glob: "/\{a" is not a valid glob'):
         validate_spec(dict(SPEC, input={"union": [pfs("a"), pfs("b", "/{a")]}))
     with pytest.raises(SpecError, match="transform: missing"):
         validate_spec({"pipeline": {"name": "p"}, "input": pfs("in")})
