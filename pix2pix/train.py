@@ -9,6 +9,7 @@ error: a checkpoint can only resume the architecture it was written for.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -110,6 +111,9 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
                 "the new architecture into another --output_dir")
     data = build(DataConfig, requested["data"], saved.get("data"), source=str(saved_path))
     train = build(TrainConfig, requested["train"], saved.get("train"), source=str(saved_path))
+    if "max_epochs" in requested["train"] and "max_steps" not in requested["train"]:
+        # A new epoch limit replaces a saved step limit (which would otherwise win).
+        train = dataclasses.replace(train, max_steps=None)
     return model, data, train
 
 

@@ -128,6 +128,10 @@ def test_resume_keeps_saved_options_and_accepts_train_overrides(tmp_path):
     model, data, cfg = resolve_options(input_dir=tmp_path, output_dir=out, params_file=None,
                                        given={"max_steps": 9, "ngf": 8})
     assert model.ngf == 8 and data.no_flip and cfg.l1_weight == 7.0 and cfg.max_steps == 9
+    save_options(out / "options.json", model=model, data=data, train=cfg)
+    _, _, cfg = resolve_options(input_dir=tmp_path, output_dir=out, params_file=None,
+                                given={"max_epochs": 4})
+    assert cfg.max_steps is None and cfg.max_epochs == 4  # a new epoch limit drops the step one
     (tmp_path / "params.json").write_text(json.dumps({"model": {"norm": "instance"}}))
     with pytest.raises(UsageError, match=r"params.json: norm=instance contradicts norm=batch"):
         resolve_options(input_dir=tmp_path, output_dir=out, params_file=None, given={})

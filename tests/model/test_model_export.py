@@ -100,3 +100,14 @@ def test_test_mode_writes_images_index_and_metrics(trained_run, exported, tmp_pa
     assert saved["count"] == 3 and saved["mean"]["l1"] == pytest.approx(metrics["mean"]["l1"])
     html = (tmp_path / "index.html").read_text()
     assert "images/2-targets.png" in html and "<th>output</th>" in html
+
+
+def test_training_wrote_options_and_tensorboard_summaries(trained_run):
+    run, _ = trained_run
+    options = json.loads((run / "options.json").read_text())
+    assert set(options) == {"model", "data", "train"} and options["train"]["max_steps"] == 3
+    tags = set()
+    for events in (run / "logs").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"g_l1", "g_gan", "d_loss", "lr", "input", "output", "target"} <= tags

@@ -36,6 +36,8 @@ def test_overfits_four_pairs(fixed_pairs):
     assert after < 0.12 and after < 0.3 * before, (before, after)
     assert int(t.step) == 200 and int(t.g_opt.iterations) == 200
     assert fake.shape == (1, 128, 128, 3)
+    t.train_step(a[:2], b[:2], tf.constant(1e-3))  # another batch size: same graph
+    assert t.train_step.experimental_get_tracing_count() == 1
     assert set(losses) >= {"g_total", "g_gan", "g_l1", "d_loss"}
 
 
