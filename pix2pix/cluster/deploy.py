@@ -60,31 +60,37 @@ def read_spec_file(path: Path) -> list[dict[str, Any]]:
 def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:
     """The pipeline specs of a folder, one per pipeline name, in dependency order.
 
-    ``NAME.json`` is the CPU spec and ``NAME-gpu.json`` its GPU variant; ``gpu`` picks the variant
-    where one exists. Any other ``*.json`` is read as a (possibly multi-spec) file.
+    ``NAME.json`` is the CPU spec of pipeline NAME and ``NAME-gpu.json`` its GPU variant; other
+    ``*.json`` files may hold several specs (a combined file, ``*-gpu.json`` for GPU). Where a
+    pipeline is defined more than once, the choice goes, in this order, to its own file over a
+    combined one, then to the variant ``gpu`` asks for (the other variant is the fallback).
+
+    Raises:
+        UsageError: no folder or no specs. SpecError: an invalid spec, or two equally preferred
+            definitions of one pipeline.
     """
     pipelines_dir = Path(pipelines_dir)
     if not pipelines_dir.is_dir():
         raise UsageError(f"pipelines folder {pipelines_dir} not found; pass --pipelines DIR "
                          "(the project's pipelines/ holds the four specs)")
-    files = sorted(pipelines_dir.glob("*.json"))
-    stems = {p.stem for p in files}
-    chosen: dict[str, PipelineSpec] = {}
-    for path in files:
-        stem = path.stem
-        if stem.endswith(GPU_SUFFIX) and (not gpu and stem[: -len(GPU_SUFFIX)] in stems):
-            continue  # the CPU spec of the same stage is used
-        if not stem.endswith(GPU_SUFFIX) and gpu and f"{stem}{GPU_SUFFIX}" in stems:
-            continue  # its GPU variant is used
+    chosen: dict[str, tuple[tuple[int, int], PipelineSpec]] = {}
+    for path in sorted(pipelines_dir.glob("*.json")):
+        is_gpu = path.stem.endswith(GPU_SUFFIX)
+        base = path.stem[: -len(GPU_SUFFIX)] if is_gpu else path.stem
         for spec in read_spec_file(path):
             name = spec["pipeline"]["name"]
-            if name in chosen and chosen[name].source != path:
-                raise SpecError(f"{path}: pipeline {name!r} is also defined in {chosen[name].source}; "
-                                "keep one spec per pipeline in the folder")
-            chosen[name] = PipelineSpec(name=name, spec=spec, source=path)
+            rank = (0 if name == base else 1, 0 if is_gpu == gpu else 1)
+            if name in chosen:
+                best, other = chosen[name]
+                if rank == best:
+                    raise SpecError(f"{path}: pipeline {name!r} is also defined in {other.source}; "
+                                    "keep one spec per pipeline and variant in the folder")
+                if rank > best:
+                    continue
+            chosen[name] = (rank, PipelineSpec(name=name, spec=spec, source=path))
     if not chosen:
         raise UsageError(f"{pipelines_dir}: no pipeline specs (*.json) found")
-    return order_specs(list(chosen.values()))
+    return order_specs([spec for _, spec in chosen.values()])
 
 
 def order_specs(specs: Iterable[PipelineSpec]) -> list[PipelineSpec]:

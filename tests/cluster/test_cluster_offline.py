@@ -104,6 +104,22 @@ def test_multi_spec_file_and_bad_json(tmp_path):
         load_specs(tmp_path)
 
 
+def test_own_files_win_over_a_combined_file_and_gpu_picks_variants(tmp_path):
+    def spec(name, src, image):
+        return {"pipeline": {"name": name}, "input": {"pfs": {"repo": src, "glob": "/"}},
+                "transform": {"cmd": ["true"], "image": image}}
+    (tmp_path / "a.json").write_text(json.dumps(spec("a", "src", "own-cpu")))
+    (tmp_path / "a-gpu.json").write_text(json.dumps(spec("a", "src", "own-gpu")))
+    (tmp_path / "all.json").write_text(json.dumps([spec("a", "src", "combined"), spec("b", "a", "combined")]))
+    (tmp_path / "all-gpu.json").write_text(json.dumps([spec("b", "a", "combined-gpu")]))
+    images = lambda specs: {s.name: s.spec["transform"]["image"] for s in specs}  # noqa: E731
+    assert images(load_specs(tmp_path)) == {"a": "own-cpu", "b": "combined"}
+    assert images(load_specs(tmp_path, gpu=True)) == {"a": "own-gpu", "b": "combined-gpu"}
+    (tmp_path / "more.json").write_text(json.dumps(spec("b", "a", "again")))
+    with pytest.raises(SpecError, match="also defined in"):
+        load_specs(tmp_path)
+
+
 def test_spec_cycle_is_refused(tmp_path):
     for name, src in (("a", "b"), ("b", "a")):
         (tmp_path / f"{name}.json").write_text(json.dumps(
