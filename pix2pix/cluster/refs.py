@@ -31,7 +31,9 @@ class Ref:
     def commit(self) -> pfs_pb2.Commit:
         """The pfs Commit message: by ID for a global ID, else by branch (pachd resolves it)."""
         repo = pfs_pb2.Repo(name=self.repo, type="user", project=pfs_pb2.Project(name="default"))
-        if self.is_commit_id:
+        # A commit ID, and ancestry such as master^2, go in Commit.id (python-pachyderm's
+        # commit_from does the same; pachd resolves the ancestry there).
+        if self.is_commit_id or any(ch in self.ref for ch in "^~"):
             return pfs_pb2.Commit(id=self.ref, branch=pfs_pb2.Branch(repo=repo), repo=repo)
         return pfs_pb2.Commit(branch=pfs_pb2.Branch(repo=repo, name=self.ref), repo=repo)
 

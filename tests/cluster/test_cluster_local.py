@@ -58,6 +58,8 @@ def test_deploy_put_wait_get_provenance(pix, local_server, standin_pipelines, tm
     body = (out / "cat.png").read_bytes()
     assert body.startswith(b"gen[model<ckpt:") and body.endswith(b"pre:" + (imgs / "cat.jpg").read_bytes())
     pix("get", "generate_images@master:/dog.png", "-o", str(tmp_path / "one"))
+    r = pix("get", "training@master^", "-o", str(tmp_path / "none"), ok=False)  # one commit only
+    assert isinstance(r.exception, ClusterError) and "training@master^" in str(r.exception)
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["dog.png"]
 
     r = pix("provenance", "generate_images@master:/cat.png", "--json")

@@ -27,6 +27,8 @@ def test_parse_ref_forms():
     r = parse_ref(f"model@{cid}")
     assert r.is_commit_id and r.commit().id == cid and r.commit().branch.repo.name == "model"
     assert parse_ref("images@master").commit().branch.name == "master"
+    anc = parse_ref("images@master^2").commit()
+    assert (anc.id, anc.branch.name) == ("master^2", "")
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "images@", "images@x:/../etc", "../x"])
