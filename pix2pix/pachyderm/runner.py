@@ -167,6 +167,15 @@ class Runner:
     def _run_lock(self) -> Iterator[None]:
         """One job runner per state folder (processes) and per Engine (threads)."""
         with self._thread_lock:
+            if getattr(self, "_lock_depth", 0):
+                # Re-entered from an on_job callback: this thread already holds the file lock
+                # (a second flock on a new descriptor would wait for ourselves forever).
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
             path = self.engine.state_dir / "run.lock"
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -174,14 +183,18 @@ class Runner:
                 raise StoreError(f"{path}: cannot open the run lock ({e})") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                self._lock_depth = 1
                 yield
             finally:
+                self._lock_depth = 0
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
 
     def run_pending(self) -> list[JobInfo]:
         ran: list[JobInfo] = []
         with self._run_lock():
+            if self._lock_depth > 1:
+                return ran  # called from inside a run (a callback): the outer loop drains the queue
             while True:
                 rows = self.store.q("SELECT * FROM pending ORDER BY seq")
                 if not rows:

@@ -364,3 +364,14 @@ def test_each_datum_sees_only_its_own_files(eng: Engine):
                                   "> /pfs/out/$n"))
     assert files(eng, "see") == {f"/{d}": f"in/{d}/{i}\nm/w\n".encode()
                                  for d, i in (("x", 1), ("y", 2), ("z", 3))}
+
+
+def test_on_job_callback_may_use_the_engine(state: Path):
+    """A callback that reads (or runs) the engine while a job is being reported does not hang."""
+    seen = []
+    eng = Engine(state, on_job=lambda job: seen.append((job.pipeline, eng.run_pending(),
+                                                        eng.inspect_job(job.pipeline, job.id).state)))
+    eng.create_repo("in")
+    eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
+    put(eng, "in", {"/a": "1"})
+    assert seen == [("p", [], "success")]
