@@ -170,3 +170,34 @@ def test_wait_timeout_gives_up_with_one_line(pix, tmp_path):
     assert str(r.exception).startswith(f"commit set {commit} not finished after 0.5 s")
     r = pix("wait", f"training@{commit}")  # no limit: returns once the job is done
     assert "job slow: success" in r.output
+
+
+def test_concurrent_clients_all_land_and_run(pix, local_server, standin_pipelines, tmp_path):
+    import threading
+
+    from pix2pix.cluster.data import put, wait
+    from pix2pix.cluster.refs import Ref
+
+    pix("deploy", "--pipelines", str(standin_pipelines))
+    pix("put", "training", str(_images(tmp_path / "train", ["1.jpg"])))
+    errors: list[str] = []
+
+    def worker(i: int) -> None:
+        try:
+            cluster = connect(f"grpc://localhost:{local_server[0]}")
+            for k in range(2):
+                d = _images(tmp_path / f"w{i}{k}", [f"img{i}{k}.jpg"])
+                r = put(cluster, target=Ref("input_images"), paths=[d])
+                wait(cluster, ref=Ref("input_images", r.commit_id))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    client = connect(f"grpc://localhost:{local_server[0]}").client
+    names = sorted(f.file.path for f in client.list_file(("generate_images", "master"), "/"))
+    assert names == sorted(f"/img{i}{k}.png" for i in range(3) for k in range(2))
