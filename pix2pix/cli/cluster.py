@@ -157,10 +157,13 @@ def local_group() -> None:
               envvar="PIX2PIX_STATE",
               help="Engine state folder, the one `pix2pix create repo ...` uses "
                    "[env PIX2PIX_STATE; default: ./.pix2pix].")
-def serve_cmd(port: int, state_dir: Path | None) -> None:
+@click.option("--executor", type=click.Choice(["process", "container"]), envvar="PIX2PIX_EXECUTOR",
+              default=None, help="Run transforms here (process, default) or in transform.image "
+                                 "(container: docker, podman or buildah) [env PIX2PIX_EXECUTOR].")
+def serve_cmd(port: int, state_dir: Path | None, executor: str | None) -> None:
     """Serve the pfs/pps subset python-pachyderm 7.6 uses, on 127.0.0.1, until SIGINT/SIGTERM."""
     from pix2pix.pachyderm.engine import default_state_dir
     from pix2pix.pachyderm.server import serve_forever
 
-    serve_forever(state_dir=state_dir or default_state_dir(), port=port,
+    serve_forever(state_dir=state_dir or default_state_dir(), port=port, executor=executor,
                   announce=lambda msg: click.echo(msg, err=True))

@@ -111,11 +111,11 @@ def served() -> dict[str, tuple[str, ...]]:
 
 
 def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int = 16,
-          engine=None, background: bool = True) -> tuple[grpc.Server, int]:
+          executor: str | None = None, engine=None, background: bool = True) -> tuple[grpc.Server, int]:
     """Start the endpoint in this process on ``host:port`` (0: a free port) and return
     ``(server, port)``; stop it with ``server.stop(grace)`` and ``server.adapter.close()``.
-    Pipelines run in a background thread (``background``), or wherever the caller runs
-    ``server.adapter.run_loop()``.
+    Pipelines run with ``executor`` (the engine's: ``process`` by default, or ``container``) in a
+    background thread (``background``), or wherever the caller runs ``server.adapter.run_loop()``.
 
     Raises:
         ClusterError: the port cannot be bound (in use, or not allowed).
@@ -125,7 +125,7 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     from pix2pix.pachyderm.server_pps import PpsServicer
 
     _check_port(host, port)
-    adapter = EngineAdapter(Path(state_dir), engine=engine, background=background)
+    adapter = EngineAdapter(Path(state_dir), executor=executor, engine=engine, background=background)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pachd-local"),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -167,12 +167,12 @@ def _check_port(host: str, port: int) -> None:
                                "holds it or pass another --port") from None
 
 
-def serve_forever(*, state_dir: Path, port: int = 30650,
+def serve_forever(*, state_dir: Path, port: int = 30650, executor: str | None = None,
                   announce: Callable[[str], None] = print) -> None:
     """Serve until SIGINT or SIGTERM. Pipelines run in this (main) thread, so a signal during a
     job interrupts it as Ctrl-C interrupts ``pix2pix`` commands (the engine records it killed);
     then in-flight calls get up to 5 s to finish."""
-    server, bound = serve(state_dir, port, background=False)
+    server, bound = serve(state_dir, port, executor=executor, background=False)
     adapter = server.adapter
 
     def on_signal(signum, frame):

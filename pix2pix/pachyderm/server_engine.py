@@ -32,17 +32,19 @@ class EngineAdapter:
 
     Args:
         state_dir: the engine's state folder.
+        executor: the engine's executor for transforms (None: its default, ``process``).
         engine: an Engine to use in the creating thread (tests); others get their own.
         background: run the runner loop in a daemon thread (in-process servers). ``local serve``
             runs it in its main thread instead (:meth:`run_loop`), so SIGINT/SIGTERM interrupt
             a running job the way Ctrl-C does in ``pix2pix`` commands: recorded as killed.
     """
 
-    def __init__(self, state_dir: Path, *, engine=None, background: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, executor: str | None = None, engine=None,
+                 background: bool = True) -> None:
         from pix2pix.pachyderm.engine import Engine
 
         self.state_dir = Path(state_dir)
-        self._make = lambda: Engine(self.state_dir, defer=True)
+        self._make = lambda: Engine(self.state_dir, executor=executor, defer=True)
         self._local = threading.local()
         if engine is not None:
             self._local.engine = engine
