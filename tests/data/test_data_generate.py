@@ -140,8 +140,11 @@ def test_5000px_image_tiles_in_bounded_memory(tmp_path: Path):
     assert rss_kb < 3 * 1024 * 1024, f"peak RSS {rss_kb / 1024:.0f} MiB"
     out = _read(tmp_path / "out" / "aerial.png")
     assert out.shape == (5000, 5000, 3)
-    # a 3x3 box blur of a smooth image: close to the input everywhere, seams included
-    assert np.abs(out.astype(int) - img)[1:-1, 1:-1].max() <= 3
+    # the model is a 3x3 box blur: tiled and blended, it matches the blur of the whole image
+    # (inside the 1-pixel border, where the model's zero padding differs) seams included
+    f = img.astype(np.float32)
+    box = sum(f[1 + dy:4999 + dy, 1 + dx:4999 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    assert np.abs(out[1:-1, 1:-1] - np.round(box / 9.0)).max() <= 1
 
 
 # ---------------------------------------------------------------------------------------------
