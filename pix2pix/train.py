@@ -117,6 +117,30 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
     return model, data, train
 
 
+def check_options(model: ModelConfig, train: TrainConfig) -> None:
+    """Refuse values the networks or the loop cannot use, naming the option."""
+    levels = {"unet_256": 8, "unet_128": 7}[model.generator]
+    if model.crop_size < 2 ** levels or model.crop_size % 2 ** levels:
+        raise UsageError(f"--crop_size {model.crop_size}: {model.generator} needs a multiple "
+                         f"of {2 ** levels} (e.g. --crop_size {2 ** levels}); or pick the other "
+                         "--generator")
+    positive = {"ngf": model.ngf, "ndf": model.ndf, "input_nc": model.input_nc,
+                "output_nc": model.output_nc, "batch_size": train.batch_size,
+                "save_freq": train.save_freq, "keep_checkpoints": train.keep_checkpoints,
+                "lr": train.lr, "clip_grad": train.clip_grad}
+    non_negative = {"max_steps": train.max_steps, "max_epochs": train.max_epochs,
+                    "summary_freq": train.summary_freq, "l1_weight": train.l1_weight,
+                    "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs}
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name} {value}: must be greater than 0")
+    for name, value in non_negative.items():
+        if value is not None and value < 0:
+            raise UsageError(f"--{name} {value}: must not be negative")
+    if not 0 <= train.beta1 < 1:
+        raise UsageError(f"--beta1 {train.beta1}: must be in [0, 1)")
+
+
 # --------------------------------------------------------------------------- loop
 
 @dataclass
@@ -220,6 +244,7 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         raise DataError(f"{input_dir}: input folder not found")
     if train.max_steps is None and train.max_epochs is None:
         raise UsageError("give --max_steps or --max_epochs")
+    check_options(model, train)
 
     def epoch_dataset(epoch: int):
         seed = None if train.seed is None else train.seed + epoch

@@ -173,3 +173,15 @@ def test_evaluate_without_any_match_is_a_data_error(tmp_path, capsys):
     code, err = main_in_process(capsys, "evaluate", "--outputs", str(tmp_path / "o"),
                                 "--targets", str(tmp_path / "t"))
     assert code == 3 and "no image" in one_error_line(err)
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--crop_size", "200"], "--crop_size 200: unet_256 needs a multiple of 256"),
+    (["--save_freq", "0"], "--save_freq 0: must be greater than 0"),
+    (["--batch_size", "-1"], "--batch_size -1: must be greater than 0"),
+])
+def test_unusable_values_are_usage_errors(tmp_path, capsys, flags, needle):
+    write_pairs(tmp_path / "in", n=1, size=32)
+    code, err = main_in_process(capsys, "train", "--input_dir", str(tmp_path / "in"),
+                                "--output_dir", str(tmp_path / "out"), *flags)
+    assert code == UsageError.exit_code and needle in one_error_line(err)
