@@ -137,12 +137,16 @@ def provenance_cmd(obj: _Ctx, ref: str, as_json: bool) -> None:
 @cluster_group.command("status")
 @click.option("--jobs", "jobs_per_pipeline", type=click.IntRange(0), default=3, show_default=True,
               help="Recent jobs to show per pipeline.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @pass_ctx
-def status_cmd(obj: _Ctx, jobs_per_pipeline: int) -> None:
+def status_cmd(obj: _Ctx, jobs_per_pipeline: int, as_json: bool) -> None:
     """Pipelines with their state and recent jobs."""
+    import dataclasses
+
     from pix2pix.cluster.status import render, status
 
-    click.echo(render(status(obj.cluster, jobs_per_pipeline=jobs_per_pipeline)))
+    rows = status(obj.cluster, jobs_per_pipeline=jobs_per_pipeline)
+    click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if as_json else render(rows))
 
 
 @cli.group("local")

@@ -89,6 +89,9 @@ def test_deploy_put_wait_get_provenance(pix, local_server, standin_pipelines, tm
     assert all(row[2:] == ["running", "success"] for row in table.values())
     assert table["generate_images"][1] == "2"  # the second deploy made version 2
     assert any(line.startswith("generate_images") and images_commit in line for line in lines[6:])
+    rows = {p["name"]: p for p in json.loads(pix("status", "--json", "--jobs", "1").output)}
+    assert rows["generate_images"]["jobs"][0]["job"] == images_commit
+    assert rows["generate_images"]["jobs"][0]["datums"] == "2/2"
 
 
 def test_put_keeps_relative_paths_and_dest(pix, local_server, tmp_path):
