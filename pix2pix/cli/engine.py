@@ -8,7 +8,6 @@ exit with JobError's code after the commit itself has landed.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import sys

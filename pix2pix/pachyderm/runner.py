@@ -14,6 +14,7 @@ same id and hash (input names, paths, contents and the pipeline's salt), unless
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -483,7 +484,10 @@ class _Job:
         env.update({
             "PACH_JOB_ID": self.id, "PACH_DATUM_ID": d.id, "PACH_OUTPUT_COMMIT_ID": self.id,
             "PPS_PIPELINE_NAME": self.name, "PPS_PROJECT_NAME": "default",
-            "PPS_SPEC_COMMIT": self.salt, "PPS_NAMESPACE": "default",
+            # Pachyderm ties it to the pipeline version: same version, same spec commit.
+            "PPS_SPEC_COMMIT": hashlib.sha256(f"{self.name}:{self.version}:{self.salt}".encode()
+                                              ).hexdigest()[:32],
+            "PPS_NAMESPACE": "default",
             "PPS_POD_NAME": f"pipeline-{self.name}-v{self.version}-local", "PPS_WORKER_IP": "127.0.0.1",
             "PACH_ENGINE": "pix2pix-embedded",
         })

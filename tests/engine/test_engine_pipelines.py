@@ -3,7 +3,6 @@ group, glob forms, collisions, failure and retry, reprocessing, commit sets, the
 sees, deferral, and provenance through a DAG shaped like the product's."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest

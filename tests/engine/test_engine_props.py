@@ -4,7 +4,7 @@ from __future__ import annotations
 import fnmatch
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from pix2pix.errors import SpecError, UsageError

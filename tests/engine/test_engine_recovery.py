@@ -2,7 +2,6 @@
 marked killed, its user code is stopped, and the queued trigger runs on the next `pix2pix run`."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

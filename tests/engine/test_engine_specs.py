@@ -11,7 +11,7 @@ from pix2pix.errors import SpecError
 from pix2pix.pachyderm.engine import Engine
 from pix2pix.pachyderm.spec import camelize, load_spec_file, load_spec_text, validate_spec
 
-from engine_testlib import REPO_ROOT, bash_spec, pfs, put
+from engine_testlib import REPO_ROOT, pfs, put
 
 SPEC = {"pipeline": {"name": "p"}, "input": {"pfs": {"repo": "in", "glob": "/*"}},
         "transform": {"cmd": ["true"]}}
