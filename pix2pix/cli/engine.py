@@ -614,7 +614,8 @@ def _job_ref(text: str) -> tuple[str, str]:
 
 def _progress(j) -> str:
     s = f"{j.processed} + {j.skipped} / {j.total}"
-    return s + (f" ({j.failed} failed)" if j.failed else "")
+    extra = [f"{j.failed} failed"] * bool(j.failed) + [f"{j.recovered} recovered"] * bool(j.recovered)
+    return s + (f" ({', '.join(extra)})" if extra else "")
 
 
 @list_group.command("job")

@@ -43,6 +43,7 @@ class RunRequest:
     pfs_root: Path               # host folder that is /pfs for the code
     work_dir: Path               # scratch working directory (process executor)
     log_path: Path               # stdout and stderr go here (appended)
+    working_dir: str | None = None  # transform.workingDir
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -112,10 +113,15 @@ class ProcessExecutor(Executor):
             raise JobError(f"transform.cmd[0] {cmd[0]!r} is not installed on this machine "
                            "(process executor); install it or use --executor container")
         req.work_dir.mkdir(parents=True, exist_ok=True)
+        cwd = req.work_dir
+        if req.working_dir:
+            # A folder of the image (/app) does not exist here: only /pfs/... or a host folder.
+            wd = self.rewrite(req.working_dir, root)
+            cwd = Path(wd) if os.path.isdir(wd) else req.work_dir
         log = open(req.log_path, "ab")
         try:
             proc = subprocess.Popen([exe] + cmd[1:], stdin=subprocess.PIPE, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=req.work_dir, env=env,
+                                    stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                     start_new_session=True)
         finally:
             log.close()
@@ -172,6 +178,8 @@ class ContainerExecutor(Executor):
         if self.runtime == "buildah":
             cid = self._buildah_container(req.image)
             envs = [a for k, v in req.env.items() for a in ("--env", f"{k}={v}")]
+            if req.working_dir:
+                envs += ["--workingdir", req.working_dir]
             if envs:
                 subprocess.run(["buildah", "config", *envs, cid], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -179,8 +187,9 @@ class ContainerExecutor(Executor):
                     *req.cmd]
         else:
             envs = [a for k, v in req.env.items() for a in ("-e", f"{k}={v}")]
+            wd = ["-w", req.working_dir] if req.working_dir else []
             argv = [self.runtime, "run", "--rm", "-i", "--network", "host",
-                    "-v", f"{root}:/pfs", *envs, req.image, *req.cmd]
+                    "-v", f"{root}:/pfs", *envs, *wd, req.image, *req.cmd]
         log = open(req.log_path, "ab")
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log,

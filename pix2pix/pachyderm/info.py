@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 Origin = Literal["USER", "AUTO"]
 JobState = Literal["created", "running", "success", "failure", "killed"]
-DatumState = Literal["success", "skipped", "failed", "starting"]
+DatumState = Literal["success", "skipped", "failed", "recovered", "starting"]
 
 
 @dataclass
@@ -105,6 +105,7 @@ class JobInfo:
     reason: str = ""
     spec_version: int = 1
     inputs: list[Provenance] = field(default_factory=list)
+    recovered: int = 0  # datums that failed but whose errCmd succeeded
 
 
 @dataclass

@@ -256,7 +256,10 @@ class Runner:
             if key in out:
                 continue
             row = self.store.q1("SELECT id FROM commits WHERE repo=? AND id=? AND branch=?",
-                                (pfs["repo"], commit_set, pfs["branch"]))
+                                (pfs["repo"], pfs.get("commit") or commit_set, pfs["branch"]))
+            if row is None and pfs.get("commit"):
+                raise JobError(f"input {pfs['name']}: commit {pfs['repo']}@{pfs['commit']} "
+                               "(pfs.commit) not found on branch " + pfs["branch"])
             if row is None:
                 row = self.store.q1("SELECT head AS id FROM branches WHERE repo=? AND name=?", key)
             cid = row["id"] if row else None
@@ -320,6 +323,7 @@ class Runner:
         return JobInfo(id=r["id"], pipeline=r["pipeline"], state=r["state"], started=r["started"],
                        finished=r["finished"], processed=r["processed"], skipped=r["skipped"],
                        failed=r["failed"], total=r["total"], output_commit=r["output_commit"],
+                       recovered=r["recovered"],
                        failed_datum=r["failed_datum"], reason=r["reason"],
                        spec_version=r["spec_version"],
                        inputs=[Provenance(**p) for p in json.loads(r["inputs"])])
@@ -405,7 +409,7 @@ class _Job:
         self.executor = None
         self.outputs: dict[str, list[tuple[str, str, int]]] = {}  # datum id -> outputs
         self.failed: list[tuple[str, str]] = []  # (datum id, reason)
-        self.counts = {"processed": 0, "skipped": 0, "failed": 0}
+        self.counts = {"processed": 0, "skipped": 0, "failed": 0, "recovered": 0}
         self.seq = 0
 
     # -- the job ---------------------------------------------------------------------------
@@ -562,10 +566,14 @@ class _Job:
                 outs.append(("/" + rel, digest, size))
         return sorted(outs)
 
-    def _request(self, env: dict[str, str], log: Path) -> RunRequest:
-        req = RunRequest(cmd=list(self.transform["cmd"]), stdin=self.transform.get("stdin"),
-                         env=env, image=self.transform.get("image"), pfs_root=self.root,
-                         work_dir=self.dir / "work", log_path=log)
+    def _request(self, env: dict[str, str], log: Path, *, err: bool = False) -> RunRequest:
+        """The user code's start (``errCmd``/``errStdin`` with ``err``)."""
+        t = self.transform
+        req = RunRequest(cmd=list(t["errCmd"] if err else t["cmd"]),
+                         stdin=t.get("errStdin") if err else t.get("stdin"),
+                         env=env, image=t.get("image"), pfs_root=self.root,
+                         work_dir=self.dir / "work", log_path=log,
+                         working_dir=t.get("workingDir") or None)
         if self.executor.name == "process":
             req.extra["root"] = self._process_root()
         return req
@@ -579,6 +587,7 @@ class _Job:
     # -- one datum at a time -------------------------------------------------------------------
     def _run_one(self, d: dm.Datum) -> None:
         log_text, reason, started = "", "", time.time()
+        accept = {0, *(self.transform.get("acceptReturnCode") or [])}
         for attempt in range(1, self.tries + 1):
             env = self._env(d)
             self._prepare(d, env)
@@ -588,7 +597,7 @@ class _Job:
             rc, timed_out = wait(proc, timeout)
             text = log.read_text(errors="replace") if log.exists() else ""
             log_text += (f"--- try {attempt} of {self.tries} ---\n" if attempt > 1 else "") + text
-            if rc == 0 and not timed_out:
+            if rc in accept and not timed_out:
                 self._record(d, "success", self._collect(), tries=attempt, log=log_text,
                              reason="", started=started)
                 self.counts["processed"] += 1
@@ -597,7 +606,25 @@ class _Job:
             reason = (f"timed out after {timeout:g}s (datumTimeout/jobTimeout)" if timed_out
                       else f"exit code {rc}")
             self._job_left()  # a job past its jobTimeout stops retrying
+        if self.transform.get("errCmd") and self._recover(d, reason, log_text, started):
+            return
         self._fail_datum(d, reason, log_text, self.tries, started)
+
+    def _recover(self, d: dm.Datum, reason: str, log_text: str, started: float) -> bool:
+        """Pachyderm's errCmd: run it on a datum that failed every try; if it exits 0 the datum
+        is ``recovered`` (no output, the job does not fail)."""
+        env = self._env(d)
+        self._prepare(d, env)
+        log = self.dir / f"log-{d.id[:12]}-err"
+        rc, timed_out = wait(self._start(self._request(env, log, err=True)), self._timeout_for_datum())
+        log_text += "--- errCmd ---\n" + (log.read_text(errors="replace") if log.exists() else "")
+        if rc != 0 or timed_out:
+            return False
+        self._record(d, "recovered", [], tries=self.tries, log=log_text, started=started,
+                     reason=f"{reason}; recovered by errCmd")
+        self.counts["recovered"] += 1
+        self._update(recovered=self.counts["recovered"])
+        return True
 
     def _fail_datum(self, d: dm.Datum, reason: str, log_text: str, tries: int,
                     started: float | None) -> None:

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS jobs(
     skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     total INTEGER NOT NULL DEFAULT 0, output_commit TEXT, failed_datum TEXT,
     reason TEXT NOT NULL DEFAULT '', spec_version INTEGER NOT NULL, salt TEXT NOT NULL,
-    inputs TEXT NOT NULL DEFAULT '[]', pid INTEGER, pid_start TEXT, UNIQUE(pipeline, id));
+    inputs TEXT NOT NULL DEFAULT '[]', pid INTEGER, pid_start TEXT,
+    recovered INTEGER NOT NULL DEFAULT 0, UNIQUE(pipeline, id));
 CREATE TABLE IF NOT EXISTS datums(
     pipeline TEXT NOT NULL, job_id TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,
     hash TEXT NOT NULL, inputs TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,
@@ -187,6 +188,10 @@ class Store:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
+            # Columns added after a state folder was first made: add them in place.
+            cols = {r["name"] for r in c.execute("PRAGMA table_info(jobs)").fetchall()}
+            if "recovered" not in cols:
+                c.execute("ALTER TABLE jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
             c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
     # -- trees ---------------------------------------------------------------------------------

@@ -374,3 +374,33 @@ def test_on_job_callback_may_use_the_engine(state: Path):
     eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
     put(eng, "in", {"/a": "1"})
     assert seen == [("p", [], "success")]
+
+
+def test_accept_return_code_err_cmd_and_working_dir(eng: Engine):
+    eng.create_repo("in")
+    put(eng, "in", {"/ok": "1", "/bad": "2"})
+    accept = bash_spec("acc", pfs("in"), "cp /pfs/in/* /pfs/out/; exit 3")
+    accept["transform"]["acceptReturnCode"] = [3]
+    eng.create_pipeline(accept)
+    assert eng.list_jobs("acc")[0].state == "success"
+    recover = bash_spec("rec", pfs("in"), 'test -f /pfs/in/bad && exit 1; cp /pfs/in/* /pfs/out/',
+                        datumTries=1)
+    recover["transform"].update(errCmd=["bash"], errStdin=["echo recovering $PACH_DATUM_ID"])
+    eng.create_pipeline(recover)
+    job = eng.list_jobs("rec")[0]
+    assert (job.state, job.processed, job.recovered, job.failed) == ("success", 1, 1, 0)
+    assert files(eng, "rec") == {"/ok": b"1"}  # a recovered datum writes nothing
+    [rec] = [d for d in eng.list_datums("rec", job.id) if d.state == "recovered"]
+    assert "recovering" in rec.log and rec.inputs[0].files == ["/bad"]
+    wd = bash_spec("wd", pfs("in"), "pwd > /pfs/out/$(ls /pfs/in)")
+    wd["transform"]["workingDir"] = "/pfs/in"
+    eng.create_pipeline(wd)
+    assert files(eng, "wd")["/ok"].decode().strip().endswith("/in")
+
+
+def test_pfs_commit_pins_an_input(eng: Engine):
+    eng.create_repo("in")
+    first = put(eng, "in", {"/a": "old"})
+    put(eng, "in", {"/a": "new"})
+    eng.create_pipeline(bash_spec("pin", pfs("in", commit=first.id), "cp /pfs/in/a /pfs/out/a"))
+    assert files(eng, "pin") == {"/a": b"old"}
