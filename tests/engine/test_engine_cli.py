@@ -237,3 +237,25 @@ def test_sigkill_during_put_file_of_a_folder(pix, state: Path, tmp_path: Path):
     assert len(commits) == 1
     assert pix("put", "file", "d@master:/after", "-f", str(folder / "00002.txt")).returncode == 0
     assert pix("get", "file", "d@master:/after").stdout == b"2"
+
+
+def test_branch_and_commitset_commands_and_defer_env(cli_run, pix, tmp_path: Path, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt")))
+    ok(cli_run("create", "branch", "images@dev", "--head", "master"))
+    branches = json.loads(ok(cli_run("list", "branch", "images", "--json")).output)
+    assert {b["name"] for b in branches} == {"master", "dev"}
+    assert branches[0]["head"] == branches[1]["head"]
+    ok(cli_run("put", "file", "images@dev:/b", "-f", str(tree / "a.txt")))
+    assert "/b" not in ok(cli_run("list", "file", "images@master")).output
+    assert "/b" in ok(cli_run("list", "file", "images@dev")).output
+    f = spec_file(tmp_path, bash_spec("up", pfs("images"), "cp -r /pfs/images/* /pfs/out/"))
+    ok(cli_run("create", "pipeline", "-f", str(f)))
+    r = pix("put", "file", "images@master:/c", "-f", str(tree / "a.txt"), env={"PIX2PIX_DEFER": "1"})
+    assert r.returncode == 0
+    cid = r.stderr.decode().strip().splitlines()[-1].split("@")[1]
+    assert b"/c" not in pix("list", "file", "up@master").stdout  # deferred
+    out = pix("wait", "commitset", cid)
+    assert out.returncode == 0
+    assert [line.split()[0] for line in out.stdout.decode().splitlines()[1:]] == ["images", "up"]
+    assert pix("get", "file", "up@master:/c").stdout == b"alpha"
