@@ -55,6 +55,8 @@ class BlobStore:
             raise store_error(e, "cannot write a file into the store") from None
         h = hashlib.sha256()
         size = 0
+        if isinstance(data, str):
+            data = data.encode()
         try:
             with os.fdopen(fd, "wb") as out:
                 if isinstance(data, (bytes, bytearray, memoryview)):

@@ -560,6 +560,10 @@ class _Job:
             for f in sorted(files):
                 host = Path(dirpath) / f
                 rel = host.relative_to(out_dir).as_posix()
+                if host.is_symlink() and os.readlink(host).startswith("/pfs/"):
+                    # `ln -s /pfs/<input>/x /pfs/out/x` (a common Pachyderm idiom) names the
+                    # code's view of /pfs, which only a container has: read it from our root.
+                    host = self.root / os.readlink(host)[len("/pfs/"):]
                 if not host.is_file():
                     continue  # sockets, broken links: nothing to version
                 digest, size = self.engine.blobs.put_file(host)

@@ -404,3 +404,13 @@ def test_pfs_commit_pins_an_input(eng: Engine):
     put(eng, "in", {"/a": "new"})
     eng.create_pipeline(bash_spec("pin", pfs("in", commit=first.id), "cp /pfs/in/a /pfs/out/a"))
     assert files(eng, "pin") == {"/a": b"old"}
+
+
+def test_outputs_symlinked_to_inputs_are_stored(eng: Engine):
+    """`ln -s /pfs/in/x /pfs/out/x`, Pachyderm's zero-copy idiom, works with /pfs mapped, even
+    when the code builds the /pfs link target itself (here "/$(echo pfs)" escapes rewriting)."""
+    eng.create_repo("in")
+    put(eng, "in", {"/x": "linked", "/y": "also"})
+    eng.create_pipeline(bash_spec("ln", pfs("in"), 'for f in /pfs/in/*; do n=$(basename $f); '
+                                  'ln -s "/$(echo pfs)/in/$n" /pfs/out/$n; done'))
+    assert files(eng, "ln") == {"/x": b"linked", "/y": b"also"}
