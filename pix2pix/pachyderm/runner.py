@@ -584,6 +584,7 @@ class _Job:
 
     def _start(self, req: RunRequest):
         proc = self.executor.start(req)
+        self._proc = proc
         # Remembered so that, if this engine process is killed, the next one can stop the code.
         (self.dir / "child.pid").write_text(str(proc.pid))
         return proc
@@ -761,6 +762,9 @@ class _Job:
                       (self.name, self.id, failed_datum, f"job failed: {reason}"))
 
     def cleanup(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            stop(proc, grace_s=2.0)  # e.g. Ctrl-C: the code runs in its own session
         if self.executor is not None:
             self.executor.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -55,3 +55,34 @@ def test_sigkill_during_a_job_is_recovered(state: Path, tmp_path: Path):
     assert [(j.pipeline, j.id, j.state) for j in ran] == [("slow", commit.id, "success")]
     assert again.get_file("slow", "master", "/a.txt") == b"payload"
     assert again.list_pending() == []
+
+
+def test_ctrl_c_during_a_job_stops_the_code_and_keeps_the_trigger(state: Path, tmp_path: Path):
+    eng = Engine(state)
+    eng.create_repo("in")
+    eng.create_pipeline(bash_spec("slow", pfs("in"), "sleep 60"))
+    src = tmp_path / "a.txt"
+    src.write_text("x")
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "in@master:/a.txt",
+                             "-f", str(src)], cwd=REPO_ROOT, env=dict(os.environ, PIX2PIX_STATE=str(state)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    pid_files = []
+    while time.time() < deadline and not pid_files:
+        pid_files = list((state / "jobs").glob("slow-*/child.pid")) if (state / "jobs").exists() else []
+        time.sleep(0.05)
+    assert pid_files
+    child = int(pid_files[0].read_text())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err
+    try:
+        os.kill(child, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive
+    again = Engine(state)
+    job = again.list_jobs("slow")[0]
+    assert job.state == "killed"
+    assert again.list_pending()  # `pix2pix run` will run it again
