@@ -54,7 +54,7 @@ class DataConfig:
         "skip", "An undecodable image is named in a warning and skipped, or stops the run.")
     cache_mb: int = _f(
         2048, "Decode the whole set once into memory when its decoded size is under this many "
-        "MiB (and half the free memory); larger sets stream from disk every epoch.")
+        "MiB (and a quarter of the free memory); larger sets stream from disk every epoch.")
 
 
 @dataclass

@@ -78,7 +78,8 @@ def process_cmd(operation: str, input_dir: Path, output_dir: Path, workers: int,
 @click.option("--overlap", default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--resize_back/--model_size", default=True, show_default=True,
               help="Write each output at its input's size, or at the model size.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+@click.option("--workers", default=lambda: min(4, os.cpu_count() or 1),
+              show_default="min(4, CPUs)", type=click.IntRange(1),
               help="Decode threads and encode threads (each).")
 @click.option("--on_bad_image", type=_BAD, default="skip", show_default=True,
               help="An undecodable image is named in a warning and skipped, or stops the run.")

@@ -8,7 +8,7 @@ Layouts (checked in this order)::
                                                   (the facades / affinelayer layout)
 
 Decoding is done ONCE: when the decoded set fits the memory budget (``DataConfig.cache_mb``,
-and at most half of the available memory) every pair is decoded with :func:`load_rgb` in a thread
+and at most a quarter of the available memory) every pair is decoded with :func:`load_rgb` in a thread
 pool, resized (Pillow bicubic) to the size jitter starts from, and kept as one uint8 tensor; each
 epoch then only crops, flips and scales, so training from JPEG files runs at the in-memory rate.
 A larger set streams from disk through the same decode function in parallel tf.data workers.
@@ -223,8 +223,10 @@ def _available_bytes() -> int:
 _memo: dict = {}
 
 
-def _decoded_set(pairs: list[Pair], *, base: int | None, crop: int,
-                 on_bad_image: OnBadImage) -> tuple[list[np.ndarray], list[str]]:
+def _decoded_set(pairs: list[Pair], *, base: int | None, crop: int, on_bad_image: OnBadImage):
+    """(images, names): images is one uint8 tf.Tensor [N, S, S, 6] when every pair has the same
+    size (always, unless preprocess is crop), else a list of arrays."""
+    import tensorflow as tf
     key = (tuple((str(p.a), str(p.b), *_stat(p.a), *_stat(p.b)) for p in pairs), base, crop,
            on_bad_image)
     if _memo.get("key") == key:
@@ -237,18 +239,30 @@ def _decoded_set(pairs: list[Pair], *, base: int | None, crop: int,
         except DataError as e:
             return e
 
-    # Pillow and TensorFlow release the GIL while decoding and resizing: threads scale.
+    # Pillow releases the GIL while decoding and resizing: threads scale. Results go straight
+    # into one preallocated array, so the peak is that array plus TensorFlow's copy of it.
+    stacked = (np.empty((len(pairs), base, base, 6), np.uint8) if base is not None else None)
+    images: list[np.ndarray] = []
+    names: list[str] = []
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(one, pairs))
-    images, names = [], []
-    for pair, result in zip(pairs, results):
-        if isinstance(result, DataError):
-            bad_image(str(result), on_bad_image)
-            continue
-        images.append(result)
-        names.append(pair.name)
-    _memo.update(key=key, images=images, names=names)
-    return images, names
+        for pair, result in zip(pairs, pool.map(one, pairs)):
+            if isinstance(result, DataError):
+                bad_image(str(result), on_bad_image)
+                continue
+            if stacked is not None:
+                stacked[len(names)] = result
+            else:
+                images.append(result)
+            names.append(pair.name)
+    if stacked is not None:
+        out = tf.constant(stacked[:len(names)])
+    elif images and len({im.shape for im in images}) == 1:
+        out = tf.constant(np.stack(images))
+    else:
+        out = images
+    del stacked, images
+    _memo.update(key=key, images=out, names=names)
+    return out, names
 
 
 def _stat(path: Path | None) -> tuple[int, int]:
@@ -284,15 +298,16 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
     base = _base_size(data, crop_size, training)
     if seed is None:
         seed = secrets.randbits(31)
-    budget = min(int(data.cache_mb) << 20, _available_bytes() // 2)
+    # A quarter of the free memory at most: building the cache briefly holds two copies.
+    budget = min(int(data.cache_mb) << 20, _available_bytes() // 4)
     cached = _cache_bytes(pairs, base, crop_size) <= budget
 
     if cached:
         images, names = _decoded_set(pairs, base=base, crop=crop_size,
                                      on_bad_image=data.on_bad_image)
-        if not images:
+        if not names:
             raise DataError(f"{input_dir}: none of the {len(pairs)} pair(s) could be decoded")
-        n = len(images)
+        n = len(names)
         fetch = _cached_fetch(images, names)
     else:
         n = len(pairs)
@@ -339,14 +354,12 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
     return ds.prefetch(tf.data.AUTOTUNE), n
 
 
-def _cached_fetch(images: list[np.ndarray], names: list[str]):
+def _cached_fetch(images, names: list[str]):
     import tensorflow as tf
     names_t = tf.constant(names)
-    if len({im.shape for im in images}) == 1:
-        stacked = tf.constant(np.stack(images))
-
+    if isinstance(images, tf.Tensor):
         def fetch(index):
-            return tf.gather(stacked, index), tf.gather(names_t, index)
+            return tf.gather(images, index), tf.gather(names_t, index)
         return fetch
 
     # Pairs of different sizes (preprocess crop): one ragged lookup per element.

@@ -90,10 +90,12 @@ def test_jitter_is_a_crop_of_the_resized_image_same_for_input_and_target(inverse
 def test_preprocess_crop_takes_patches_without_resizing(tmp_path: Path):
     a = random_image(60, 60, seed=1)
     write_ab(tmp_path / "p" / "map.png", a, 255 - a)
+    write_ab(tmp_path / "p" / "other_size.png", a[:40, :50], 255 - a[:40, :50])
     ds, _ = make_dataset(tmp_path / "p", data=DataConfig(preprocess="crop", no_flip=True),
                          crop_size=16, batch_size=1, training=True, seed=0, repeat=True)
-    for inp, tar, _ in ds.take(5):
+    for inp, tar, _ in ds.take(8):
         inp = _u8(inp.numpy()[0])
+        assert inp.shape == (16, 16, 3)
         assert _find_offset(a, inp) is not None  # a patch of the original pixels
         assert np.array_equal(_u8(tar.numpy()[0]), 255 - inp)
 
