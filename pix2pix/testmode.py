@@ -32,8 +32,6 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
     Returns:
         The metrics dict (see :func:`pix2pix.evaluate.evaluate_pairs`).
     """
-    import tensorflow as tf
-
     from pix2pix.export import load_translator, to_uint8
     if dataset_fn is None:
         from pix2pix.data.dataset import make_dataset as dataset_fn

@@ -235,7 +235,8 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
     import tensorflow as tf
 
     from pix2pix.model.losses import learning_rate
-    from pix2pix.model.trainer import Trainer, checkpoint_manager, restore_latest, CHECKPOINT_SUBDIR
+    from pix2pix.model.trainer import (CHECKPOINT_SUBDIR, Trainer, checkpoint_manager,
+                                       restore_latest)
     if dataset_fn is None:
         from pix2pix.data.dataset import make_dataset as dataset_fn
 

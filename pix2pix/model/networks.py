@@ -31,8 +31,8 @@ class BatchNorm(layers.Layer):
 
     def build(self, input_shape):
         c = input_shape[-1]
-        self.gamma = self.add_weight(shape=(c,), initializer=keras.initializers.RandomNormal(1.0, 0.02),
-                                     name="gamma")
+        self.gamma = self.add_weight(shape=(c,), name="gamma",
+                                     initializer=keras.initializers.RandomNormal(1.0, 0.02))
         self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
         self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False,
                                            name="moving_mean")
@@ -170,7 +170,8 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
         encoder = encoder[:6] + encoder[7:]
         decoder = decoder[:3] + decoder[4:]
 
-    inputs = keras.Input((cfg.crop_size, cfg.crop_size, cfg.input_nc), name="input")  # (bs, 256, 256, 3)
+    s = cfg.crop_size
+    inputs = keras.Input((s, s, cfg.input_nc), name="input")  # (bs, 256, 256, 3)
     x, skips = inputs, []
     for i, (filters, norm) in enumerate(encoder):
         x = _down(x, filters, norm=norm, name=f"down{i + 1}", test_stats=test_stats)
