@@ -444,14 +444,17 @@ class _Job:
             "SELECT path, hash, size FROM datum_outputs WHERE pipeline=? AND job_id=? AND datum_id=?",
             (self.name, from_job, d.id))]
         self._record(d, "skipped", outs, tries=0, log="", reason="")
-        self.counts["skipped"] += 1
 
     def _record(self, d: dm.Datum, state: str, outputs: list[tuple[str, str, int]], *,
                 tries: int, log: str, reason: str, started: float | None = None) -> None:
         self.seq += 1
         if state in ("success", "skipped"):
             self.outputs[d.id] = outputs
-        with self.store.tx() as c:
+        key = {"success": "processed"}.get(state, state)
+        self.counts[key] += 1
+        with self.store.tx() as c:  # the datum and the job's counts in one transaction
+            c.execute(f"UPDATE jobs SET {key}=? WHERE pipeline=? AND id=?",
+                      (self.counts[key], self.name, self.id))
             c.execute("INSERT OR REPLACE INTO datums(pipeline, job_id, id, state, hash, inputs, "
                       "tries, log, reason, started, finished, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                       (self.name, self.id, d.id, state, d.hash,
@@ -605,8 +608,6 @@ class _Job:
             if rc in accept and not timed_out:
                 self._record(d, "success", self._collect(), tries=attempt, log=log_text,
                              reason="", started=started)
-                self.counts["processed"] += 1
-                self._update(processed=self.counts["processed"])
                 return
             reason = (f"timed out after {timeout:g}s (datumTimeout/jobTimeout)" if timed_out
                       else f"exit code {rc}")
@@ -627,8 +628,6 @@ class _Job:
             return False
         self._record(d, "recovered", [], tries=self.tries, log=log_text, started=started,
                      reason=f"{reason}; recovered by errCmd")
-        self.counts["recovered"] += 1
-        self._update(recovered=self.counts["recovered"])
         return True
 
     def _fail_datum(self, d: dm.Datum, reason: str, log_text: str, tries: int,
@@ -637,8 +636,6 @@ class _Job:
             ", ".join(f"{m.repo}@{m.commit}:{m.glob_path}" for m in d.matches)
         self._record(d, "failed", [], tries=tries, log=log_text, reason=reason, started=started)
         self.failed.append((d.id, reason))
-        self.counts["failed"] += 1
-        self._update(failed=self.counts["failed"])
 
     # -- datum batching ------------------------------------------------------------------------
     def _run_batched(self, todo: list[dm.Datum]) -> None:
@@ -664,8 +661,6 @@ class _Job:
             if not error:
                 self._record(d, "success", self._collect(), tries=st["try"], log=st["text"],
                              started=st["started"], reason="")
-                self.counts["processed"] += 1
-                self._update(processed=self.counts["processed"])
                 return False
             if st["try"] < self.tries:
                 st["text"] += f"(try failed: {error})\n"
