@@ -3,7 +3,6 @@ params files, evaluate."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,9 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "tests/model/cli_stand_in.py"), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run([sys.executable, "-m", "pix2pix", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
 
 
 def one_error_line(stderr: str) -> str:
@@ -47,9 +45,8 @@ def test_sigterm_saves_and_rerun_resumes_at_that_step(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--input_dir", str(pairs), "--output_dir", str(out), *TINY_FLAGS,
             "--save_freq", "2", "--seed", "1"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "tests/model/cli_stand_in.py"), *args,
-                             "--max_steps", "100000"], cwd=REPO, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", *args, "--max_steps", "100000"],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while not (out / "checkpoints" / "checkpoint").exists() and time.time() < deadline:
         time.sleep(0.2)
