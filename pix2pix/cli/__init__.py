@@ -46,7 +46,8 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code."""
     try:
-        cli.main(args=argv, prog_name="pix2pix", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting with it.
+        code = cli.main(args=argv, prog_name="pix2pix", standalone_mode=False)
     except Pix2PixError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
@@ -63,4 +64,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
