@@ -622,16 +622,17 @@ def _stop_orphan(job_dir: Path) -> None:
     """Stop the user code a killed engine process left running, if it still runs in that job's
     folder (checked through /proc, so a recycled pid is never hit)."""
     import signal
-    try:
-        pid = int((job_dir / "child.pid").read_text())
-        cwd = os.readlink(f"/proc/{pid}/cwd")
-    except (OSError, ValueError):
-        return
-    if cwd.startswith(str(job_dir)):
+    for pid_file in job_dir.glob("*/child.pid"):  # one per worker slot
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
+            pid = int(pid_file.read_text())
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except (OSError, ValueError):
+            continue
+        if cwd.startswith(str(job_dir)):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _check_name(name: str, what: str) -> None:

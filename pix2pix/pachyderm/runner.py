@@ -390,6 +390,18 @@ class Runner:
         return out
 
 
+class _Slot:
+    """One worker's scratch space: its /pfs folder, executor and running code."""
+
+    def __init__(self, job_dir: Path, index: int, executor) -> None:
+        self.dir = job_dir / f"w{index}"
+        self.root = self.dir / "pfs"
+        self.executor = executor
+        self.placed: dict[str, dict[str, str]] = {}  # input name -> {rel path: sha256}
+        self.proot: str | None = None  # how the process executor names root
+        self.proc = None
+
+
 class _Job:
     """The running state of one job: its datums, scratch folder and executor."""
 
@@ -404,9 +416,14 @@ class _Job:
         self.job_timeout = parse_duration(spec.get("jobTimeout"))
         self.every_job = (spec.get("reprocessSpec") or "until_success") == "every_job"
         self.dir = self.engine.jobs_dir / f"{name}-{job_id}"
-        self.root = self.dir / "pfs"
         self.started = time.monotonic()
-        self.executor = None
+        self.slots: list[_Slot] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        par = spec.get("parallelismSpec") or {}
+        # A small local pool: parallelismSpec.constant workers, at most one per CPU (8 max).
+        self.parallelism = 1 if self.transform.get("datumBatching") else \
+            max(1, min(int(par.get("constant") or 1), os.cpu_count() or 1, 8))
         self.outputs: dict[str, list[tuple[str, str, int]]] = {}  # datum id -> outputs
         self.failed: list[tuple[str, str]] = []  # (datum id, reason)
         self.counts = {"processed": 0, "skipped": 0, "failed": 0, "recovered": 0}
@@ -426,18 +443,57 @@ class _Job:
         self._update(total=len(datums))
         if todo:
             shutil.rmtree(self.dir, ignore_errors=True)
-            self.root.mkdir(parents=True)
-            self.executor = make_executor(self.engine.executor)
+            n = min(self.parallelism, len(todo))
+            for i in range(n):
+                slot = _Slot(self.dir, i, make_executor(self.engine.executor))
+                slot.root.mkdir(parents=True)
+                self.slots.append(slot)
             if self.transform.get("datumBatching"):
                 self._run_batched(todo)
-            else:
+            elif n == 1:
                 for d in todo:
                     self._run_one(d)
+            else:
+                self._run_pool(todo)
         if self.failed:
             d, reason = self.failed[0]
             more = f" (and {len(self.failed) - 1} more datum(s))" if len(self.failed) > 1 else ""
             raise JobError(f"datum {d[:12]} failed: {reason}{more}", ) from None
         self._publish()
+
+    # -- the worker slot of the current thread ---------------------------------------------
+    @property
+    def slot(self) -> _Slot:
+        return getattr(self._local, "slot", None) or self.slots[0]
+
+    @property
+    def root(self) -> Path:
+        return self.slot.root
+
+    @property
+    def executor(self):
+        return self.slot.executor if self.slots else None
+
+    def _run_pool(self, todo: list[dm.Datum]) -> None:
+        """Datums on ``len(self.slots)`` threads, each with its own /pfs folder."""
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+        free: "queue.Queue[_Slot]" = queue.Queue()
+        for slot in self.slots:
+            free.put(slot)
+
+        def work(d: dm.Datum) -> None:
+            slot = free.get()
+            self._local.slot = slot
+            try:
+                self._run_one(d)
+            finally:
+                self._local.slot = None
+                free.put(slot)
+
+        with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
+            for f in [pool.submit(work, d) for d in todo]:
+                f.result()
 
     def _skip(self, d: dm.Datum, from_job: str) -> None:
         outs = [(r["path"], r["hash"], r["size"]) for r in self.store.q(
@@ -447,6 +503,12 @@ class _Job:
 
     def _record(self, d: dm.Datum, state: str, outputs: list[tuple[str, str, int]], *,
                 tries: int, log: str, reason: str, started: float | None = None) -> None:
+        with self._lock:
+            self._record_locked(d, state, outputs, tries=tries, log=log, reason=reason,
+                                started=started)
+
+    def _record_locked(self, d: dm.Datum, state: str, outputs: list[tuple[str, str, int]], *,
+                       tries: int, log: str, reason: str, started: float | None) -> None:
         self.seq += 1
         if state in ("success", "skipped"):
             self.outputs[d.id] = outputs
@@ -518,7 +580,7 @@ class _Job:
         want: dict[str, dict[str, tuple[str, int]]] = {n: {} for n in input_names(self.spec["input"])}
         for m in d.matches:
             want.setdefault(m.name, {}).update({p.lstrip("/"): (h, s) for p, h, s in m.files})
-        placed = getattr(self, "_placed", {})
+        placed = self.slot.placed
         link = os.geteuid() != 0
         for name, files in want.items():
             base = self.root / name
@@ -546,15 +608,15 @@ class _Job:
                     self.engine.blobs.materialize(digest, base / rel, link=link)
                     have[rel] = digest
             placed[name] = have
-        self._placed = placed
+        self.slot.placed = placed
         view = self._process_root() if self.executor.name == "process" else "/pfs"
         lines = [f"{k}={_pfs(v, view)}" for k, v in env.items()]
         (self.root / ".env").write_text("\n".join(lines) + "\n")
 
     def _process_root(self) -> str:
-        if not hasattr(self, "_proot"):
-            self._proot = self.executor.visible_root(self.root)
-        return self._proot
+        if self.slot.proot is None:
+            self.slot.proot = self.executor.visible_root(self.root)
+        return self.slot.proot
 
     def _collect(self) -> list[tuple[str, str, int]]:
         out_dir = self.root / "out"
@@ -579,7 +641,7 @@ class _Job:
         req = RunRequest(cmd=list(t["errCmd"] if err else t["cmd"]),
                          stdin=t.get("errStdin") if err else t.get("stdin"),
                          env=env, image=t.get("image"), pfs_root=self.root,
-                         work_dir=self.dir / "work", log_path=log,
+                         work_dir=self.slot.dir / "work", log_path=log,
                          working_dir=t.get("workingDir") or None)
         if self.executor.name == "process":
             req.extra["root"] = self._process_root()
@@ -587,9 +649,9 @@ class _Job:
 
     def _start(self, req: RunRequest):
         proc = self.executor.start(req)
-        self._proc = proc
+        self.slot.proc = proc
         # Remembered so that, if this engine process is killed, the next one can stop the code.
-        (self.dir / "child.pid").write_text(str(proc.pid))
+        (self.slot.dir / "child.pid").write_text(str(proc.pid))
         return proc
 
     # -- one datum at a time -------------------------------------------------------------------
@@ -599,7 +661,7 @@ class _Job:
         for attempt in range(1, self.tries + 1):
             env = self._env(d)
             self._prepare(d, env)
-            log = self.dir / f"log-{d.id[:12]}-{attempt}"
+            log = self.slot.dir / f"log-{d.id[:12]}-{attempt}"
             timeout = self._timeout_for_datum()
             proc = self._start(self._request(env, log))
             rc, timed_out = wait(proc, timeout)
@@ -621,7 +683,7 @@ class _Job:
         is ``recovered`` (no output, the job does not fail)."""
         env = self._env(d)
         self._prepare(d, env)
-        log = self.dir / f"log-{d.id[:12]}-err"
+        log = self.slot.dir / f"log-{d.id[:12]}-err"
         rc, timed_out = wait(self._start(self._request(env, log, err=True)), self._timeout_for_datum())
         log_text += "--- errCmd ---\n" + (log.read_text(errors="replace") if log.exists() else "")
         if rc != 0 or timed_out:
@@ -635,7 +697,8 @@ class _Job:
         reason = f"{reason} after {tries} tr{'y' if tries == 1 else 'ies'}; inputs: " + \
             ", ".join(f"{m.repo}@{m.commit}:{m.glob_path}" for m in d.matches)
         self._record(d, "failed", [], tries=tries, log=log_text, reason=reason, started=started)
-        self.failed.append((d.id, reason))
+        with self._lock:
+            self.failed.append((d.id, reason))
 
     # -- datum batching ------------------------------------------------------------------------
     def _run_batched(self, todo: list[dm.Datum]) -> None:
@@ -643,7 +706,7 @@ class _Job:
         If the code dies mid-datum, that try failed: it is restarted and served the same datum
         again (or the next one once datumTries are used up)."""
         from pix2pix.pachyderm.worker import DatumServer
-        log = self.dir / "log-batch"
+        log = self.slot.dir / "log-batch"
         root_view = self._process_root() if self.executor.name == "process" else "/pfs"
         st = {"i": -1, "try": 0, "offset": 0, "text": "", "started": None, "after_restart": None}
 
@@ -757,11 +820,10 @@ class _Job:
                       (self.name, self.id, failed_datum, f"job failed: {reason}"))
 
     def cleanup(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            stop(proc, grace_s=2.0)  # e.g. Ctrl-C: the code runs in its own session
-        if self.executor is not None:
-            self.executor.close()
+        for slot in self.slots:
+            if slot.proc is not None and slot.proc.poll() is None:
+                stop(slot.proc, grace_s=2.0)  # e.g. Ctrl-C: the code runs in its own session
+            slot.executor.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

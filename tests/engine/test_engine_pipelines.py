@@ -414,3 +414,25 @@ def test_outputs_symlinked_to_inputs_are_stored(eng: Engine):
     eng.create_pipeline(bash_spec("ln", pfs("in"), 'for f in /pfs/in/*; do n=$(basename $f); '
                                   'ln -s "/$(echo pfs)/in/$n" /pfs/out/$n; done'))
     assert files(eng, "ln") == {"/x": b"linked", "/y": b"also"}
+
+
+def test_parallelism_spec_runs_datums_in_a_small_pool(eng: Engine, tmp_path: Path):
+    """parallelismSpec.constant 2: two datums run at the same time, each in its own /pfs."""
+    import os
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 CPUs")
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    eng.create_repo("in")
+    put(eng, "in", {f"/{i}": str(i) for i in range(4)})
+    # Each datum checks in, then waits (up to 20 s) until another datum has checked in too.
+    script = (f'n=$(ls /pfs/in); touch {meet}/$n; for i in $(seq 200); do '
+              f'[ $(ls {meet} | wc -l) -ge 2 ] && break; sleep 0.1; done; '
+              f'ls {meet} | wc -l > /pfs/out/$n.seen; echo "$in" > /pfs/out/$n.root')
+    eng.create_pipeline(bash_spec("par", pfs("in"), script, parallelismSpec={"constant": 2}))
+    job = eng.list_jobs("par")[0]
+    assert (job.state, job.processed) == ("success", 4)
+    out = files(eng, "par")
+    assert all(int(out[f"/{i}.seen"]) >= 2 for i in range(4))
+    roots = {Path(out[f"/{i}.root"].decode().strip()).parents[2].name for i in range(4)}
+    assert roots == {"w0", "w1"}

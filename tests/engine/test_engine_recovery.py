@@ -29,7 +29,7 @@ def test_sigkill_during_a_job_is_recovered(state: Path, tmp_path: Path):
     deadline = time.time() + 60
     pid_files = []
     while time.time() < deadline and not pid_files:
-        pid_files = list((state / "jobs").glob("slow-*/child.pid")) if (state / "jobs").exists() else []
+        pid_files = list((state / "jobs").glob("slow-*/*/child.pid")) if (state / "jobs").exists() else []
         time.sleep(0.05)
     assert pid_files, "the job never started"
     child = int(pid_files[0].read_text())
@@ -69,7 +69,7 @@ def test_ctrl_c_during_a_job_stops_the_code_and_keeps_the_trigger(state: Path, t
     deadline = time.time() + 60
     pid_files = []
     while time.time() < deadline and not pid_files:
-        pid_files = list((state / "jobs").glob("slow-*/child.pid")) if (state / "jobs").exists() else []
+        pid_files = list((state / "jobs").glob("slow-*/*/child.pid")) if (state / "jobs").exists() else []
         time.sleep(0.05)
     assert pid_files
     child = int(pid_files[0].read_text())
