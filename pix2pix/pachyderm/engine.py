@@ -6,7 +6,7 @@ arguments are stable (extend, never rename).
     state folder (default ./.pix2pix, env PIX2PIX_STATE)
     ├── engine.db      SQLite (WAL): repos, branches, commits, trees, provenance, jobs, datums
     ├── blobs/ab/cd..  file contents by sha256 (temp file + fsync + rename)
-    ├── jobs/<id>/     scratch /pfs folders of running jobs (removed when a job ends)
+    ├── jobs/<pipeline>-<id>/w<k>/pfs   scratch /pfs of worker k of a running job (removed after)
     └── run.lock       one job runner at a time
 
 Typical use::

@@ -14,6 +14,7 @@ rewrites the ``/pfs`` prefix in ``cmd``, ``stdin`` and env values to <root>; cod
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -140,7 +141,11 @@ class ProcessExecutor(Executor):
 def detect_runtime() -> str:
     """The first container tool that works here: $PIX2PIX_CONTAINER_RUNTIME, else docker,
     podman, buildah (docker/podman only if their daemon answers)."""
-    forced = os.environ.get("PIX2PIX_CONTAINER_RUNTIME")
+    return _detect(os.environ.get("PIX2PIX_CONTAINER_RUNTIME") or "")
+
+
+@functools.lru_cache(maxsize=4)
+def _detect(forced: str) -> str:
     candidates = [forced] if forced else ["docker", "podman", "buildah"]
     for tool in candidates:
         if not shutil.which(tool):

@@ -458,7 +458,7 @@ class _Job:
         if self.failed:
             d, reason = self.failed[0]
             more = f" (and {len(self.failed) - 1} more datum(s))" if len(self.failed) > 1 else ""
-            raise JobError(f"datum {d[:12]} failed: {reason}{more}", ) from None
+            raise JobError(f"datum {d[:12]} failed: {reason}{more}")
         self._publish()
 
     # -- the worker slot of the current thread ---------------------------------------------
