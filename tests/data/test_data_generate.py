@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from python_pachyderm.proto.v2.worker import worker_pb2_grpc
 
@@ -284,3 +286,15 @@ def test_cli_help():
     for mode in ("process", "generate"):
         p = _run(mode, "--help")
         assert p.returncode == 0 and "--output_dir" in p.stdout
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 150), w=st.integers(1, 150), size=st.integers(8, 64),
+       overlap_frac=st.floats(0, 0.9))
+def test_tiling_identity_is_exact_for_any_shape(h, w, size, overlap_frac):
+    overlap = min(size - 1, int(size * overlap_frac))
+    img = random_image(h, w, seed=h * 1000 + w)
+    out = translate_tiled(img, lambda b: b, size=size, overlap=overlap, batch_size=5)
+    assert np.array_equal(out, img)
+    starts = grid(w, size, overlap)
+    assert starts == sorted(set(starts)) and starts[-1] + size >= w
