@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from pix2pix.errors import JobError, SpecError, StoreError
+from pix2pix.errors import JobError, Pix2PixError, SpecError, StoreError
 from pix2pix.pachyderm import datums as dm
 from pix2pix.pachyderm.executors import RunRequest, make_executor, stop, wait
 from pix2pix.pachyderm.info import DatumInfo, DatumInput, JobInfo, LogLine, PipelineInfo, Provenance
@@ -306,7 +306,7 @@ class Runner:
                    salt=row["salt"], commits=commits, inputs=inputs)
         try:
             job.run()
-        except JobError as e:
+        except Pix2PixError as e:  # a datum failed, no container tool, disk full...
             job.fail(str(e))
         except BaseException as e:
             if isinstance(e, Exception):

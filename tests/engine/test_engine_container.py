@@ -103,3 +103,14 @@ def test_datum_batching_in_the_image_reads_each_datums_env(tmp_path: Path):
     assert job.state == "success", job.reason
     for d in eng.list_datums("p", job.id):
         assert eng.get_file("p", "master", d.inputs[0].files[0]).decode() == d.id
+
+
+def test_no_container_tool_fails_the_job_with_a_clear_reason(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("PIX2PIX_CONTAINER_RUNTIME", "no-such-tool")
+    eng = Engine(tmp_path / "s", executor="container")
+    eng.create_repo("in")
+    put(eng, "in", {"/a": "x"})
+    eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
+    job = eng.list_jobs("p")[0]
+    assert job.state == "failure"
+    assert job.reason.startswith("--executor container needs docker, podman or buildah")
