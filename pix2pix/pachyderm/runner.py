@@ -613,6 +613,14 @@ class _Job:
         lines = [f"{k}={_pfs(v, view)}" for k, v in env.items()]
         (self.root / ".env").write_text("\n".join(lines) + "\n")
 
+    def _as_pfs(self, text: str) -> str:
+        """Logs show paths as the code was told them: the job folder reads as /pfs again."""
+        if self.executor.name != "process":
+            return text
+        for root in {self._process_root(), str(self.root)}:
+            text = text.replace(root, "/pfs")
+        return text
+
     def _process_root(self) -> str:
         if self.slot.proot is None:
             self.slot.proot = self.executor.visible_root(self.root)
@@ -665,7 +673,7 @@ class _Job:
             timeout = self._timeout_for_datum()
             proc = self._start(self._request(env, log))
             rc, timed_out = wait(proc, timeout)
-            text = log.read_text(errors="replace") if log.exists() else ""
+            text = self._as_pfs(log.read_text(errors="replace") if log.exists() else "")
             log_text += (f"--- try {attempt} of {self.tries} ---\n" if attempt > 1 else "") + text
             if rc in accept and not timed_out:
                 self._record(d, "success", self._collect(), tries=attempt, log=log_text,
@@ -685,7 +693,7 @@ class _Job:
         self._prepare(d, env)
         log = self.slot.dir / f"log-{d.id[:12]}-err"
         rc, timed_out = wait(self._start(self._request(env, log, err=True)), self._timeout_for_datum())
-        log_text += "--- errCmd ---\n" + (log.read_text(errors="replace") if log.exists() else "")
+        log_text += "--- errCmd ---\n" + self._as_pfs(log.read_text(errors="replace") if log.exists() else "")
         if rc != 0 or timed_out:
             return False
         self._record(d, "recovered", [], tries=self.tries, log=log_text, started=started,
@@ -718,7 +726,7 @@ class _Job:
             if size > st["offset"]:
                 with open(log, "rb") as f:
                     f.seek(st["offset"])
-                    chunk = f.read(size - st["offset"]).decode(errors="replace")
+                    chunk = self._as_pfs(f.read(size - st["offset"]).decode(errors="replace"))
             st["offset"] = size
             st["text"] += (f"--- try {st['try']} of {self.tries} ---\n" if st["try"] > 1 else "") + chunk
             if not error:

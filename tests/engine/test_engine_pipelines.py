@@ -153,7 +153,7 @@ def test_overlapping_outputs_fail_the_job_naming_both_datums(eng: Engine):
 def test_failure_retries_publishes_nothing_and_fix_skips_done_datums(eng: Engine):
     eng.create_repo("in")
     put(eng, "in", {"/good": "ok", "/bad": "FAIL"})
-    script = ('for f in /pfs/in/*; do echo "try on $(basename $f)"; '
+    script = ('for f in /pfs/in/*; do echo "try on $(basename $f) at $f"; '
               'grep -q FAIL $f && { echo "bad content" >&2; exit 3; }; cp $f /pfs/out/; done')
     eng.create_pipeline(bash_spec("p", pfs("in"), script, datumTries=2))
     job = eng.list_jobs("p")[0]
@@ -163,6 +163,7 @@ def test_failure_retries_publishes_nothing_and_fix_skips_done_datums(eng: Engine
     assert bad.state == "failed" and bad.tries == 2
     assert bad.inputs[0].files == ["/bad"] and "exit code 3" in bad.reason
     assert bad.log.count("try on bad") == 2 and "bad content" in bad.log
+    assert "try on bad at /pfs/in/bad" in bad.log  # logs name paths as the code sees them
     assert any("bad content" in line.message for line in eng.logs("p", job.id))
     put(eng, "in", {"/bad": "fixed"})
     job2 = eng.list_jobs("p")[0]
