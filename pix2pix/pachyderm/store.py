@@ -184,6 +184,14 @@ class Store:
         return rows[0] if rows else None
 
     def _init_schema(self) -> None:
+        # Only write when something is missing: reads then work without taking the write lock.
+        try:
+            ready = self.conn().execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            cols = {r["name"] for r in self.conn().execute("PRAGMA table_info(jobs)").fetchall()}
+            if ready and "recovered" in cols:
+                return
+        except sqlite3.Error:
+            pass  # a new database: create it below
         with self.tx() as c:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():

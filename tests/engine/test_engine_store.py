@@ -277,3 +277,18 @@ def test_open_commits_children_and_finish_description(eng: Engine):
     info = eng.finish_commit("d", cid, description="final")
     assert info.description == "final" and eng.list_open_commits() == []
     assert eng.commit_children("d", first.id) == [cid]
+
+
+def test_older_state_folder_is_upgraded_in_place(state: Path):
+    """A state folder made before jobs.recovered existed opens and gains the column."""
+    import sqlite3
+    eng = Engine(state)
+    eng.create_repo("d")
+    eng.store.close()
+    db = sqlite3.connect(state / "engine.db")
+    db.execute("ALTER TABLE jobs DROP COLUMN recovered")
+    db.commit()
+    db.close()
+    again = Engine(state)
+    assert "recovered" in {r["name"] for r in again.store.q("PRAGMA table_info(jobs)")}
+    assert [r.name for r in again.list_repos()] == ["d"]
