@@ -90,6 +90,13 @@ def process(*, operation: str, input_dir: Path, output_dir: Path, options: Proce
         raise DataError(f"{input_dir}: no {what} found")
     jobs = [(operation, s, s.relative_to(input_dir).as_posix(), output_dir, options)
             for s in sources]
+    outputs: dict[str, Path] = {}
+    for _, src, rel, _, _ in jobs:  # a.jpg and a.png would both become a.png
+        key = PurePosixPath(rel).with_suffix("").as_posix()
+        if key in outputs:
+            raise UsageError(f"{src} and {outputs[key]} would both be written as {key}; "
+                             "rename one or process them separately")
+        outputs[key] = src
     output_dir.mkdir(parents=True, exist_ok=True)
     result = ProcessResult()
     if workers <= 1 or len(jobs) == 1:

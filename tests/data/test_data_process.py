@@ -165,3 +165,12 @@ def test_cli_process(tmp_path: Path):
                                       "--output_dir", str(tmp_path / "o"), "--size", "16"])
     assert result.exit_code == 0, result.output
     assert _read(tmp_path / "o" / "x.png").shape == (16, 16, 3)
+
+
+def test_colliding_output_names_are_refused(tmp_path: Path):
+    save(tmp_path / "in" / "a.png", random_image(8, 8))
+    save(tmp_path / "in" / "a.jpg", random_image(8, 8))
+    with pytest.raises(UsageError, match="both be written"):
+        process(operation="grayscale", input_dir=tmp_path / "in", output_dir=tmp_path / "o",
+                options=ProcessOptions())
+    assert not (tmp_path / "o").exists()
