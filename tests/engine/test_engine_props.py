@@ -118,3 +118,47 @@ def test_invalid_globs_are_refused(bad: str):
 ])
 def test_glob_examples(glob: str, path: str, ok: bool):
     assert bool(compile_glob(glob).fullmatch(path)) == ok
+
+
+# -- datums ----------------------------------------------------------------------------------------
+from pix2pix.pachyderm import datums as dm  # noqa: E402
+
+file_sets = st.sets(st.lists(path_segments, min_size=1, max_size=3).map(lambda s: "/" + "/".join(s)),
+                    min_size=0, max_size=10).map(
+    lambda fs: {f for f in fs if not any(g.startswith(f + "/") for g in fs)})
+
+
+def _ic(repo: str, files) -> dm.InputCommit:
+    return dm.InputCommit(repo=repo, branch="master", commit="c" * 32 if files else None,
+                          tree={f: (f"h{f}", 1) for f in files})
+
+
+@given(files=file_sets)
+def test_star_glob_puts_every_file_in_exactly_one_datum(files):
+    ds = dm.compute({"pfs": {"repo": "r", "glob": "/*"}}, {("r", "master"): _ic("r", files)}, salt="s")
+    got = [f for d in ds for f in d.matches[0].files]
+    assert sorted(p for p, _, _ in got) == sorted(files)
+    assert len({d.id for d in ds}) == len(ds)
+
+
+@given(a=file_sets, b=file_sets)
+def test_cross_is_the_product_and_union_the_sum(a, b):
+    commits = {("a", "master"): _ic("a", a), ("b", "master"): _ic("b", b)}
+    pa, pb = {"pfs": {"repo": "a", "glob": "/*"}}, {"pfs": {"repo": "b", "glob": "/*"}}
+    na = len(dm.compute(pa, commits, salt="s"))
+    nb = len(dm.compute(pb, commits, salt="s"))
+    assert len(dm.compute({"cross": [pa, pb]}, commits, salt="s")) == na * nb
+    assert len(dm.compute({"union": [pa, pb]}, commits, salt="s")) == na + nb
+
+
+@given(files=file_sets.filter(bool))
+def test_datum_hash_tracks_content_and_salt_but_id_only_paths(files):
+    pfs_ = {"pfs": {"repo": "r", "glob": "/"}}
+    base = dm.compute(pfs_, {("r", "master"): _ic("r", files)}, salt="s")[0]
+    changed_tree = _ic("r", files)
+    first = sorted(files)[0]
+    changed_tree.tree[first] = ("other", 1)
+    changed = dm.compute(pfs_, {("r", "master"): changed_tree}, salt="s")[0]
+    resalted = dm.compute(pfs_, {("r", "master"): _ic("r", files)}, salt="t")[0]
+    assert changed.id == base.id == resalted.id
+    assert len({base.hash, changed.hash, resalted.hash}) == 3
