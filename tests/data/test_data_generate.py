@@ -298,3 +298,27 @@ def test_tiling_identity_is_exact_for_any_shape(h, w, size, overlap_frac):
     assert np.array_equal(out, img)
     starts = grid(w, size, overlap)
     assert starts == sorted(set(starts)) and starts[-1] + size >= w
+
+
+def test_generate_from_a_checkpoint(tmp_path: Path):
+    """--checkpoint: the model part's restore_generator, called on [-1, 1] floats."""
+    from pix2pix.config import DataConfig, ModelConfig, TrainConfig
+    from pix2pix.model.trainer import restore_generator
+    from pix2pix.train import train
+    from tests.conftest import make_pair_image
+    for i in range(2):
+        make_pair_image(tmp_path / "pairs" / f"{i}.png", size=128, seed=i)
+    train(input_dir=tmp_path / "pairs", output_dir=tmp_path / "run",
+          model=ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128),
+          data=DataConfig(load_size=128), train=TrainConfig(max_steps=1, seed=0, summary_freq=0),
+          progress=False)
+    img = random_image(128, 128, seed=4)
+    save(tmp_path / "in" / "x.png", img)
+    translator = load_model(checkpoint=tmp_path / "run")
+    assert translator.size == 128
+    generate(translator=translator, inputs=[tmp_path / "in"], output_dir=tmp_path / "out",
+             options=GenerateOptions())
+    generator, _ = restore_generator(tmp_path / "run")
+    expected = np.round((np.clip(generator(img[None] / 127.5 - 1.0, training=False).numpy()[0],
+                                 -1, 1) + 1) * 127.5)
+    assert np.abs(_read(tmp_path / "out" / "x.png").astype(int) - expected).max() <= 1
