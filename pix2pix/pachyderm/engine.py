@@ -260,7 +260,7 @@ class Engine:
         Returns the repo paths staged.
 
         Raises:
-            DataError-like StoreError: ``src`` does not exist; a folder without ``recursive``.
+            StoreError: ``src`` does not exist. UsageError: a folder without ``recursive``.
         """
         src = Path(src)
         if src.is_dir():
