@@ -162,3 +162,78 @@ def test_datum_hash_tracks_content_and_salt_but_id_only_paths(files):
     resalted = dm.compute(pfs_, {("r", "master"): _ic("r", files)}, salt="t")[0]
     assert changed.id == base.id == resalted.id
     assert len({base.hash, changed.hash, resalted.hash}) == 3
+
+
+# -- the store against a dict model ----------------------------------------------------------------
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule  # noqa: E402
+
+from pix2pix.pachyderm.engine import Engine  # noqa: E402
+
+model_paths = st.sampled_from(["/a", "/b", "/d/x", "/d/y", "/e/f/g"])
+
+
+class StoreModel(RuleBasedStateMachine):
+    """Random puts, appends, deletes and commits: the branch head always equals a dict model,
+    and every earlier commit still reads as it was."""
+
+    def __init__(self):
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="pix2pix-model-"))
+        self.eng = Engine(self.dir / "state")
+        self.eng.create_repo("r")
+        self.committed: dict[str, bytes] = {}
+        self.staged: dict[str, bytes] = {}
+        self.history: list[tuple[str, dict[str, bytes]]] = []
+        self.open = self.eng.start_commit("r")
+
+    def teardown(self):
+        self.eng.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @rule(path=model_paths, data=st.binary(max_size=20))
+    def put(self, path, data):
+        self.eng.put_file("r", self.open, path, data)
+        self.staged[path] = data
+
+    @rule(path=model_paths, data=st.binary(max_size=20))
+    def append(self, path, data):
+        self.eng.put_file("r", self.open, path, data, append=True)
+        self.staged[path] = self.staged.get(path, b"") + data
+
+    @rule(path=st.sampled_from(["/a", "/d", "/e", "/zz"]))
+    def delete(self, path):
+        self.eng.delete_file("r", self.open, path)
+        for p in [p for p in self.staged if p == path or p.startswith(path + "/")]:
+            del self.staged[p]
+
+    @rule()
+    def commit(self):
+        info = self.eng.finish_commit("r", self.open)
+        self.committed = dict(self.staged)
+        self.history.append((info.id, dict(self.committed)))
+        self.open = self.eng.start_commit("r")
+
+    @invariant()
+    def head_matches_model(self):
+        if not self.history:
+            return
+        got = {f.path: self.eng.get_file("r", f.commit, f.path)
+               for f in self.eng.walk_files("r", "master")}
+        assert got == self.committed
+
+    @precondition(lambda self: len(self.history) > 1)
+    @rule()
+    def old_commits_are_immutable(self):
+        cid, files = self.history[0]
+        got = {f.path: self.eng.get_file("r", cid, f.path) for f in self.eng.walk_files("r", cid)} \
+            if files else {}
+        assert got == files
+
+
+TestStoreModel = StoreModel.TestCase
+TestStoreModel.settings = settings(max_examples=25, stateful_step_count=15, deadline=None)
