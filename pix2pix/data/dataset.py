@@ -281,6 +281,21 @@ def _decoded_set(pairs: list[Pair], *, base: int | None, crop: int, on_bad_image
     return out, names
 
 
+_validated: set = set()
+
+
+def _validate_all(pairs: list[Pair], *, base: int | None, crop: int) -> None:
+    """Decode every pair once (results dropped), so on_bad_image=fail stops with a DataError
+    naming the file before training rather than a TensorFlow error mid-epoch. Once per run."""
+    key = tuple((str(p.a), str(p.b), *_stat(p.a), *_stat(p.b)) for p in pairs)
+    if key in _validated:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for _ in pool.map(lambda p: decode_pair(p, base=base, crop=crop).shape, pairs):
+            pass  # the first DataError propagates
+    _validated.add(key)
+
+
 def _stat(path: Path | None) -> tuple[int, int]:
     if path is None:
         return (0, 0)
@@ -327,6 +342,8 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
         n = len(names)
         fetch = _cached_fetch(images, names)
     else:
+        if data.on_bad_image == "fail":
+            _validate_all(pairs, base=base, crop=crop_size)
         n = len(pairs)
         fetch = _streaming_fetch(pairs, base=base, crop=crop_size, on_bad_image=data.on_bad_image)
         log.info("%s: %d pairs stream from disk (decoded size over the %d MiB cache budget)",

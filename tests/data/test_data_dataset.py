@@ -205,3 +205,20 @@ def test_facades_real_data(facades_dir: Path):
     inp, tar, names = next(iter(ds))
     assert n == 400 and inp.shape == (4, 256, 256, 3) and tar.shape == (4, 256, 256, 3)
     assert int(ds.cardinality()) == 100
+
+
+@pytest.mark.parametrize("cache_mb", [2048, 0])
+def test_truncated_file_under_fail_is_a_data_error_before_training(tmp_path: Path, cache_mb):
+    import io
+
+    from PIL import Image
+    a = random_image(16, 16)
+    write_ab(tmp_path / "good.png", a, a)
+    buf = io.BytesIO()
+    Image.fromarray(random_image(64, 128)).save(buf, format="JPEG")
+    (tmp_path / "trunc.jpg").write_bytes(buf.getvalue()[:700])  # the header reads fine
+    assert len(find_pairs(tmp_path, on_bad_image="fail")) == 2
+    with pytest.raises(DataError, match="truncated") as e:
+        make_dataset(tmp_path, data=DataConfig(on_bad_image="fail", cache_mb=cache_mb),
+                     crop_size=16, batch_size=1, training=True, seed=0)
+    assert str(tmp_path / "trunc.jpg") in str(e.value)
