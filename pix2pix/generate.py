@@ -209,7 +209,7 @@ def generate(*, translator: Translator, inputs: list[Path], output_dir: Path,
             out = np.asarray(Image.fromarray(out).resize(item.size, Image.Resampling.BICUBIC))
         path = output_path(output_dir, item.rel, options.fmt)
         try:
-            write_image(path, out, options.fmt)
+            write_image(path, out, options.fmt, fast=True)
         except OSError as e:
             raise DataError(f"{path}: cannot write the output ({e})") from None
 

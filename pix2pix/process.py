@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -151,13 +152,21 @@ def output_path(output_dir: Path, rel: str, fmt: str) -> Path:
     return output_dir / PurePosixPath(rel).with_suffix(f".{ext}")
 
 
-def write_image(path: Path, image: np.ndarray, fmt: str = "png") -> None:
-    """uint8 [H, W, 3] -> ``path`` via a temporary file and a rename: never half a file."""
+def write_image(path: Path, image: np.ndarray, fmt: str = "png", *, fast: bool = False) -> None:
+    """uint8 [H, W, 3] -> ``path`` via a temporary file and a rename: never half a file.
+
+    ``fast``: PNG compression level 1 instead of 6, about 3.5x less CPU for files about 6%
+    larger (generate uses it so encoding never holds the model back).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Thread id too: generate's writer threads share one process id.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    fmt = fmt.lower()
+    extra = {"quality": 95} if fmt in ("jpg", "jpeg") else {}
+    if fmt == "png":
+        extra = {"compress_level": 1 if fast else 6}
     try:
-        Image.fromarray(np.asarray(image, np.uint8)).save(
-            tmp, format=FORMATS[fmt.lower()], **({"quality": 95} if fmt.lower() in ("jpg", "jpeg") else {}))
+        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=FORMATS[fmt], **extra)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
