@@ -37,7 +37,6 @@ class ImageInfo:
     height: int
     format: str  # Pillow's format name: JPEG, PNG, ...
     mode: str
-    fast: bool  # TensorFlow's own decoder gives exactly what load_rgb gives (8-bit RGB/L JPEG/PNG)
 
 
 def _open(path: Path) -> Image.Image:
@@ -77,9 +76,7 @@ def read_info(path: Path) -> ImageInfo:
         orient = _orientation(im)
         if orient in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
             w, h = h, w
-        fast = (im.format in ("JPEG", "PNG") and im.mode in ("RGB", "L") and orient == 1
-                and "transparency" not in im.info and getattr(im, "n_frames", 1) == 1)
-        return ImageInfo(width=w, height=h, format=im.format or "", mode=im.mode, fast=fast)
+        return ImageInfo(width=w, height=h, format=im.format or "", mode=im.mode)
 
 
 def load_rgb(path: Path) -> np.ndarray:
