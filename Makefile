@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench quality image clean
+.PHONY: demo test test-fast bench quality image image-test clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ bench: $(STAMP)
 quality: $(STAMP)
 	$(PY) bench/quality.py
 
-image: $(STAMP)
-	docker/build.sh cpu
+# The CPU image the pipeline specs name (docker/build.sh --help: gpu, --tag, --push, --local-base).
+image:
+	docker/build.sh cpu $(IMAGE_ARGS)
+
+# CI step after `test`: build the CPU image with buildah and run the pipelines in it (SKIP without).
+image-test: $(STAMP)
+	PY=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" docker/image-test.sh
 
 clean:
 	rm -rf $(VENV) .pix2pix $(DEMO_OUT) build *.egg-info

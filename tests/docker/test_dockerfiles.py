@@ -354,3 +354,39 @@ def test_pipeline_specs_name_the_image_of_their_variant():
         image = json.loads(path.read_text())["transform"]["image"]
         variant = "gpu" if path.stem.endswith("-gpu") else "cpu"
         assert image == f"pix2pix-pachyderm:{VERSION}-{variant}", path.name
+
+
+# --- image-test.sh: SKIP (exit 0) only where buildah cannot be had ------------------------------
+
+
+def _image_test_tools(tmp_path: Path, uid: int, tools: dict[str, int]) -> Path:
+    """bash and dirname, a stand-in `id` answering ``uid``, and stand-ins exiting with the given
+    codes (apt-get, buildah, debootstrap)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "dirname"):
+        (bindir / tool).symlink_to(shutil.which(tool))
+    (bindir / "id").write_text(f"#!/bin/bash\necho {uid}\n")
+    for tool, code in tools.items():
+        (bindir / tool).write_text(f"#!/bin/bash\nexit {code}\n")
+    for script in bindir.iterdir():
+        if not script.is_symlink():
+            script.chmod(0o755)
+    return bindir
+
+
+@pytest.mark.parametrize("uid, tools, reason", [
+    (1000, {}, "installing them needs root"),
+    (0, {}, "there is no apt-get"),
+    (0, {"apt-get": 100}, "apt-get install buildah debootstrap failed"),
+    (0, {"buildah": 1, "debootstrap": 0}, "'buildah info' fails"),
+    (1000, {"buildah": 0, "debootstrap": 0}, "need root"),
+])
+def test_image_test_skips_with_one_line_where_buildah_cannot_be_had(tmp_path, uid, tools, reason):
+    bindir = _image_test_tools(tmp_path, uid, tools)
+    r = subprocess.run([str(bindir / "bash"), str(DOCKER / "image-test.sh")], capture_output=True,
+                       text=True, timeout=60,
+                       env={"PATH": str(bindir), "TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    skips = [ln for ln in r.stdout.splitlines() if ln.startswith("SKIP: image-test:")]
+    assert len(skips) == 1 and reason in skips[0], r.stdout
