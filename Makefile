@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
+# Tests run in 2 worker processes: most wait on subprocesses and I/O, so 2 cores are kept busy.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast bench quality image image-test clean
 
@@ -20,10 +22,10 @@ demo: $(STAMP)
 	$(VENV)/bin/pix2pix demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
