@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,19 +31,18 @@ STAGES = ("checkpoint", "model", "preprocess_images", "generate_images")
 
 @dataclass
 class DemoConfig:
-    """What the demo runs on and how long it trains."""
+    """What the demo runs on and how long it trains (`pix2pix demo --help` explains each)."""
 
-    out: Path = field(metadata={"help": "Folder for the HTML page, images and (by default) the engine state."})
-    state: Path | None = field(default=None, metadata={"help": "Engine state folder [default: OUT/state]."})
-    data: Path | None = field(default=None, metadata={
-        "help": "Your own A|B training pairs (facades layout). Default: synthetic facades made by the package."})
-    direction: str = field(default="BtoA", metadata={"help": "Direction for --data (facades label->photo is BtoA)."})
-    pipelines: Path | None = field(default=None, metadata={"help": "Folder with the pipeline specs [default: the repo's pipelines/]."})
-    steps: int = field(default=1200, metadata={"help": "Training steps (the budget that keeps the demo under 5 minutes on 2 cores)."})
-    train_pairs: int = field(default=200, metadata={"help": "Synthetic training pairs to make."})
-    images: int = field(default=6, metadata={"help": "Images to put into input_images."})
-    ngf: int = field(default=16, metadata={"help": "Generator width for the demo model (the paper's is 64)."})
-    seed: int = field(default=0, metadata={"help": "Seed for the synthetic data and training."})
+    out: Path
+    state: Path | None = None  # default: out/state
+    data: Path | None = None  # default: synthetic facades
+    direction: str = "BtoA"
+    pipelines: Path | None = None  # default: the repo's pipelines/
+    steps: int = 1200  # keeps the demo under 5 minutes on 2 cores
+    train_pairs: int = 200
+    images: int = 6
+    ngf: int = 16
+    seed: int = 0
 
 
 def default_pipelines_dir() -> Path:
