@@ -95,3 +95,12 @@ def test_unwritable_output_folder_is_one_clear_error(run_in_image, tmp_path):
     assert "Traceback" not in r.stderr
     assert "/pfs/out" in r.stderr
     assert not list(out.iterdir())
+
+
+def test_image_works_under_an_arbitrary_uid_in_group_0(run_in_image):
+    # Clusters that override the user (transform.user, OpenShift) keep group 0: HOME and /pfs
+    # must stay writable and pix2pix must start.
+    r = run_in_image(["sh", "-c", 'touch "$HOME/probe" /pfs/probe && pix2pix --version'],
+                     user="4321:0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pix2pix, version" in r.stdout
