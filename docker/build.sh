@@ -9,6 +9,7 @@
 #   --local-base       build on a Debian bookworm base made here with debootstrap (docker/ci-base.sh),
 #                      for machines with buildah but no Docker Hub access; needs root
 #   --push REGISTRY    then tag REGISTRY/NAME:TAG and push it (log in to the registry first)
+#   --build-arg K=V    pass a build argument, e.g. TF_PACKAGE='tensorflow[and-cuda]' on a plain CUDA base
 #   --builder TOOL     docker, podman or buildah (default: $PIX2PIX_BUILDER, else the first that works)
 #   --ca-bundle FILE   CA bundle pip must trust behind a TLS-intercepting proxy (default: $PIP_CERT
 #                      when set); passed as a build secret, never stored in the image
@@ -24,16 +25,19 @@ log() { echo "build.sh: $*" >&2; }
 usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 variant="" tag="" base="" push="" local_base=0 dry_run=0
+extra_args=()
 builder="${PIX2PIX_BUILDER:-}"
 ca_bundle="${PIP_CERT:-}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     cpu|gpu) [[ -z "$variant" ]] || die "give one variant, cpu or gpu"; variant="$1"; shift ;;
-    --tag|--base|--push|--builder|--ca-bundle)
+    --tag|--base|--push|--builder|--ca-bundle|--build-arg)
       [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
       case "$1" in
         --tag) tag="$2" ;; --base) base="$2" ;; --push) push="${2%/}" ;;
         --builder) builder="$2" ;; --ca-bundle) ca_bundle="$2" ;;
+        --build-arg) [[ "$2" == ?*=* ]] || die "--build-arg needs KEY=VALUE, not '$2'"
+                     extra_args+=(--build-arg "$2") ;;
       esac
       shift 2 ;;
     --local-base) local_base=1; shift ;;
@@ -55,11 +59,10 @@ fi
 # A tool "works" when it can reach its engine/storage, not merely when its binary exists.
 works() {
   command -v "$1" >/dev/null 2>&1 || return 1
-  case "$1" in
-    docker|podman) timeout 20 "$1" info >/dev/null 2>&1 ;;
-    buildah) timeout 20 buildah info >/dev/null 2>&1 ;;
-    *) return 1 ;;
-  esac
+  # A stopped engine can make `info` hang; bound it where coreutils' timeout exists (not macOS).
+  local limit=()
+  command -v timeout >/dev/null 2>&1 && limit=(timeout 20)
+  ${limit[@]+"${limit[@]}"} "$1" info >/dev/null 2>&1
 }
 
 if [[ -n "$builder" ]]; then
@@ -99,6 +102,8 @@ args=(-f "$dockerfile" -t "$tag"
       --build-arg "SOURCE_URL=$source_url")
 [[ -n "$base" ]] && args+=(--build-arg "BASE_IMAGE=$base")
 [[ -n "$ca_bundle" ]] && args+=(--secret "id=pip_ca,src=$ca_bundle")
+# ${a[@]+...}: an empty array under `set -u` is an error in bash 3.2 (macOS).
+args+=(${extra_args[@]+"${extra_args[@]}"})
 case "$builder" in
   # BuildKit: RUN --mount (pip cache, CA secret) needs it; the default since Docker 23.
   docker) cmd=(env DOCKER_BUILDKIT=1 docker build "${args[@]}" "$repo") ;;

@@ -297,7 +297,8 @@ def _build_sh(args: list[str], bindir: Path) -> subprocess.CompletedProcess:
 
 def test_build_sh_skips_a_docker_client_without_engine_and_uses_buildah(tmp_path):
     bindir, log = _fake_tools(tmp_path, {"docker": False, "buildah": True})
-    r = _build_sh(["gpu", "--base", "example.org/cuda:1"], bindir)
+    r = _build_sh(["gpu", "--base", "example.org/cuda:1",
+                   "--build-arg", "TF_PACKAGE=tensorflow[and-cuda]"], bindir)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"pix2pix-pachyderm:{VERSION}-gpu"
     bud = [ln for ln in log.read_text().splitlines() if ln.startswith("buildah bud")]
@@ -306,6 +307,7 @@ def test_build_sh_skips_a_docker_client_without_engine_and_uses_buildah(tmp_path
     assert argv[argv.index("-f") + 1] == str(DOCKER / "Dockerfile.gpu")
     assert argv[argv.index("-t") + 1] == f"pix2pix-pachyderm:{VERSION}-gpu"
     assert "BASE_IMAGE=example.org/cuda:1" in argv
+    assert argv[argv.index("TF_PACKAGE=tensorflow[and-cuda]") - 1] == "--build-arg"
     assert f"VERSION={VERSION}" in argv
     assert not [ln for ln in log.read_text().splitlines() if ln.startswith("docker build")]
 
@@ -333,6 +335,7 @@ def test_build_sh_says_clearly_when_no_builder_works(tmp_path):
     ([], "cpu or gpu"),
     (["tpu"], "unknown argument 'tpu'"),
     (["cpu", "--tag"], "--tag needs a value"),
+    (["cpu", "--build-arg", "NOVALUE"], "KEY=VALUE"),
     (["gpu", "--local-base", "--builder", "buildah"], "cpu image only"),
     (["cpu", "--builder", "docker"], "cannot reach its engine"),
 ])
