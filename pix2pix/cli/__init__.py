@@ -64,4 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as e:
+        # Permission denied, disk full, read-only file system: the file and the reason, one line.
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"Error: {where}{e.strerror or e}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

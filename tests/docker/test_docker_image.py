@@ -82,8 +82,6 @@ def test_process_resize_on_mounted_folders_writes_files_the_image_user_owns(run_
             assert im.size == (32, 32)
 
 
-@pytest.mark.xfail(strict=True, reason="process lets PermissionError on the output folder escape as "
-                   "a traceback; reported to the lead (map OSError to a Pix2PixError)")
 def test_unwritable_output_folder_is_one_clear_error(run_in_image, tmp_path):
     _write_images(tmp_path / "in")
     out = tmp_path / "out"
