@@ -6,6 +6,7 @@ Heavy imports (TensorFlow) happen inside the commands that need them, so engine 
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -43,8 +44,16 @@ def _register() -> None:
 _register()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code."""
+    # SIGTERM (timeout, kill, a pod stopping) unwinds like Ctrl-C, so a running job stops its
+    # transform and removes its container instead of leaving them behind. `train` installs its
+    # own handler (checkpoint, then exit).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         # Without standalone mode click returns ctx.exit(n)'s code instead of exiting with it.
         code = cli.main(args=argv, prog_name="pix2pix", standalone_mode=False)
