@@ -1,0 +1,502 @@
+"""Quality benchmark: the project's pix2pix against the TF tutorial reference, on real pairs.
+
+Both models are trained from the same seed, for the same number of steps, on the SAME batches:
+one input pipeline (``pix2pix.data.dataset.make_dataset`` with training jitter and a fixed seed)
+feeds each batch to the project's train step and then to the reference's. Both are then run in
+inference mode (``training=False``) on the test pairs and scored by the same code
+(``pix2pix.evaluate.evaluate_pairs``: L1, PSNR, SSIM on [0, 1] RGB, outputs rounded to 8 bits as
+a saved PNG would be). The report is ``index.html`` (samples, metrics, loss curves) and
+``results.json`` (every number and the command that made it) under ``--out``.
+
+Test-time normalisation differs between the two, and each keeps its own default:
+  project   BatchNorm with ``test_stats="image"``: each test image is normalised with its own
+            statistics, as training at batch size 1 saw it (the paper's "statistics of the test
+            batch"); dropout off (``test_dropout=False``).
+  reference ``keras.layers.BatchNormalization`` at ``training=False``: moving averages
+            (momentum 0.99) of the training statistics; dropout off. The tutorial's own
+            ``generate_images`` calls ``training=True`` instead; that mode is scored too, as an
+            extra row ("reference, training=True"), and is not the headline comparison.
+
+Usage (from the repository root)::
+
+    python bench/quality.py                      # facades, 1 seed, default budget
+    python bench/quality.py --seeds 0 1          # the two-seed comparison
+    python bench/quality.py --epochs 200         # the paper's schedule (a GPU job)
+    python bench/quality.py --project norm=instance --project lr_policy=linear
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import html
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"  # the `shared` folder beside the repository root
+DEFAULT_DATA = SHARED / "datasets" / "facades"
+DEFAULT_REFERENCE = SHARED / "bench" / "tf_reference.py"
+DEFAULT_OUT = HERE / "results" / "quality"
+REFERENCE_SIZE = 256  # tf_reference.py builds its networks for 256x256x3 only
+METRICS = ("l1", "psnr", "ssim")
+# Project options the benchmark sets itself or that do not apply to an in-memory run.
+_NOT_PROJECT = {"max_steps", "max_epochs", "batch_size", "seed", "save_freq", "keep_checkpoints",
+                "summary_freq", "crop_size"}
+
+
+# --------------------------------------------------------------------------- the two trainers
+
+def load_reference(path: Path):
+    """Import tf_reference.py by path; returns the module (``make_trainer()`` is what we use)."""
+    from pix2pix.errors import UsageError
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: reference script not found; pass --reference "
+                         "PATH/TO/shared/bench/tf_reference.py")
+    spec = importlib.util.spec_from_file_location("tf_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "make_trainer"):
+        raise UsageError(f"{path}: has no make_trainer(); is it the TF reference?")
+    return module
+
+
+def project_configs(overrides: dict[str, Any], *, crop_size: int):
+    """ModelConfig and TrainConfig of the project, defaults overlaid by ``overrides``."""
+    from pix2pix.config import ModelConfig, TrainConfig, build
+    from pix2pix.errors import UsageError
+    known = {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
+    bad = sorted(set(overrides) - (known - _NOT_PROJECT))
+    if bad:
+        raise UsageError(f"--project {', '.join(bad)}: not a project model/train option the "
+                         "benchmark can change (data options and the step budget are shared "
+                         "by both models: use the benchmark's own flags)")
+    model = build(ModelConfig, {**overrides, "crop_size": crop_size}, source="--project")
+    train = build(TrainConfig, overrides, source="--project")
+    return model, train
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    from pix2pix.errors import UsageError
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--project {item!r}: expected KEY=VALUE, e.g. norm=instance")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _smooth(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what exists so far)."""
+    v = np.asarray(values, np.float64)
+    if window <= 1 or v.size == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    idx = np.arange(1, v.size + 1)
+    lo = np.maximum(0, idx - window)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+def train_both(*, seed: int, steps: int, batches, project_model, project_train, reference,
+               log: Callable[[str], None]):
+    """Train a fresh project model and a fresh reference model on the same batches.
+
+    Returns:
+        (project Trainer, reference generator, losses: {"project": {...}, "reference": {...}},
+         seconds: {"project": s, "reference": s}).
+    """
+    import tensorflow as tf
+
+    from pix2pix.model.losses import learning_rate
+    from pix2pix.model.trainer import Trainer
+
+    # Same seed for both sets of initial weights (and dropout masks): each build starts from it.
+    tf.keras.utils.set_random_seed(seed)
+    project = Trainer(project_model, project_train)
+    tf.keras.utils.set_random_seed(seed)
+    ref_g, _ref_d, ref_step = reference.make_trainer()
+
+    # The paper's schedule (decay over the last 100 of 200 epochs) scaled to the run's length,
+    # so a short run with lr_policy=linear decays over its last half rather than never starting.
+    t = project_train
+    fraction = (t.lr_decay_epochs / t.max_epochs) if t.max_epochs else 0.5
+    decay = int(round(steps * min(1.0, fraction)))
+
+    keys = ("g_gan", "g_l1", "g_total", "d_loss")
+    losses = {"project": {k: [] for k in keys}, "reference": {"g_total": [], "d_loss": []}}
+    pending: list = []  # device tensors, read back in bulk so every step is not a sync point
+    seconds = {"project": 0.0, "reference": 0.0}
+    t_log = time.perf_counter()
+    it = iter(batches)
+    for step in range(steps):
+        inp, tar, _name = next(it)
+        lr = learning_rate(step, base=t.lr, policy=t.lr_policy, total_steps=steps,
+                           decay_steps=decay)
+        t0 = time.perf_counter()
+        p, _fake = project.train_step(inp, tar, tf.constant(lr, tf.float32))
+        p = {k: p[k] for k in keys}
+        p["g_l1"].numpy()
+        t1 = time.perf_counter()
+        gl, dl = ref_step(inp, tar)
+        dl.numpy()
+        t2 = time.perf_counter()
+        seconds["project"] += t1 - t0
+        seconds["reference"] += t2 - t1
+        pending.append((p, gl, dl))
+        if len(pending) >= 50 or step == steps - 1:
+            for p, gl, dl in pending:
+                for k in keys:
+                    losses["project"][k].append(float(p[k]))
+                losses["reference"]["g_total"].append(float(gl))
+                losses["reference"]["d_loss"].append(float(dl))
+            pending.clear()
+        if time.perf_counter() - t_log > 60 or step in (0, steps - 1):
+            t_log = time.perf_counter()
+            pr, rr = losses["project"], losses["reference"]
+            msg = (f"seed {seed} step {step + 1}/{steps}  project {seconds['project'] / (step + 1):.2f} "
+                   f"s/step, reference {seconds['reference'] / (step + 1):.2f} s/step")
+            if pr["g_l1"]:
+                msg += (f"  project g_l1 {np.mean(pr['g_l1'][-50:]):.3f}"
+                        f"  reference g_total {np.mean(rr['g_total'][-50:]):.2f}")
+            log(msg)
+    return project, ref_g, losses, seconds
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def to_uint8(x) -> np.ndarray:
+    """[-1, 1] float batch -> uint8, rounded as a saved 8-bit image would be."""
+    return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def generate(generator, test_ds, *, training: bool = False):
+    """(inputs, outputs, targets, names) over the test set, uint8 arrays."""
+    import tensorflow as tf
+    fn = tf.function(lambda x: generator(x, training=training), reduce_retracing=True)
+    inputs, outputs, targets, names = [], [], [], []
+    for inp, tar, name in test_ds:
+        inputs.extend(to_uint8(inp))
+        outputs.extend(to_uint8(fn(inp)))
+        targets.extend(to_uint8(tar))
+        names.extend(n.decode() for n in name.numpy())
+    return inputs, outputs, targets, names
+
+
+def summarise(values: Sequence[float]) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "per_seed": [float(x) for x in v]}
+
+
+# --------------------------------------------------------------------------- the report
+
+def _save_png(array: np.ndarray, path: Path) -> str:
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, compress_level=1)
+    return path.name
+
+
+def plot_losses(losses: dict, path: Path, *, seed: int, smooth: int) -> None:
+    """Three panels: generator total (both, same formula), discriminator (both, same formula:
+    BCE(real)+BCE(fake), the project's halved loss doubled), the project's L1 and GAN terms."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p, r = losses["project"], losses["reference"]
+    steps = np.arange(1, len(r["g_total"]) + 1)
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    ax[0].plot(steps, _smooth(p["g_total"], smooth), label="project")
+    ax[0].plot(steps, _smooth(r["g_total"], smooth), label="reference")
+    ax[0].set_title("generator: GAN + 100·L1 ([-1,1] scale)")
+    ax[1].plot(steps, _smooth(2 * np.asarray(p["d_loss"]), smooth), label="project (×2)")
+    ax[1].plot(steps, _smooth(r["d_loss"], smooth), label="reference")
+    ax[1].set_title("discriminator: BCE(real) + BCE(fake)")
+    ax[2].plot(steps, _smooth(p["g_l1"], smooth), label="L1 (left axis)")
+    twin = ax[2].twinx()
+    twin.plot(steps, _smooth(p["g_gan"], smooth), color="C3", label="GAN (right axis)")
+    ax[2].set_title("project generator terms")
+    ax[2].legend(loc="upper left")
+    twin.legend(loc="upper right")
+    for a in ax[:2]:
+        a.legend()
+    for a in ax:
+        a.set_xlabel(f"step (moving average of {smooth})")
+    fig.suptitle(f"training losses, seed {seed}")
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _fmt(s: dict, key: str) -> str:
+    digits = {"l1": 4, "psnr": 2, "ssim": 4}[key]
+    seeds = ", ".join(f"{v:.{digits}f}" for v in s["per_seed"])
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} <small>({seeds})</small>"
+
+
+def write_html(out: Path, result: dict) -> Path:
+    rows = [("project", "project"), ("reference", "reference (training=False)"),
+            ("reference_training_mode", "reference, training=True (tutorial's generate_images)")]
+    table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th></tr>"]
+    for key, label in rows:
+        if key in result["summary"]:
+            s = result["summary"][key]
+            table.append(f"<tr><td>{html.escape(label)}</td>"
+                         + "".join(f"<td>{_fmt(s[m], m)}</td>" for m in METRICS) + "</tr>")
+    sections = []
+    for run in result["runs"]:
+        imgs = "".join(
+            "<tr><td>{}</td>{}</tr>".format(
+                html.escape(s["name"]),
+                "".join(f'<td><img src="{html.escape(s[c])}" width="192"></td>'
+                        for c in ("input", "project", "reference", "target")))
+            for s in run["samples"])
+        sections.append(
+            f"<h2>seed {run['seed']}</h2>"
+            f"<p>train seconds: project {run['train_seconds']['project']:.0f}, "
+            f"reference {run['train_seconds']['reference']:.0f}</p>"
+            f'<img src="{html.escape(run["loss_plot"])}" width="100%">'
+            "<table><tr><th>name</th><th>input</th><th>project</th><th>reference</th>"
+            f"<th>target</th></tr>{imgs}</table>")
+    c = result["config"]
+    notes = [
+        f"data: {c['data']} ({result['train_pairs']} train pairs, {result['test_pairs']} test "
+        f"pairs scored), direction {c['direction']}, preprocess {c['preprocess']} "
+        f"load_size {c['load_size']} crop_size {c['crop_size']}",
+        f"steps {c['steps']} at batch size {c['batch_size']}, seeds {c['seeds']}; both models see "
+        "identical batches",
+        f"project options: {json.dumps(result['project_options'])}",
+        "metrics: pix2pix.evaluate.evaluate_pairs on [0,1] RGB, outputs rounded to 8 bits; "
+        "mean ± sample std over seeds (per-seed values in brackets)",
+        "test-time normalisation: project BatchNorm test_stats=" + result["project_options"]
+        ["train"]["test_stats"] + " (image: each image's own statistics); reference "
+        "training=False uses the moving averages",
+        f"machine: {result['machine']}; date {result['date']}",
+        f"command: {result['command']}",
+    ]
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>pix2pix quality benchmark"
+            "</title><style>body{font-family:sans-serif;max-width:1200px}td,th{padding:4px 8px;"
+            "text-align:left;vertical-align:top}</style></head><body>"
+            "<h1>pix2pix quality: project vs TF tutorial reference</h1>"
+            f"<table>{''.join(table)}</table><ul>"
+            + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+            + "</ul>" + "".join(sections) + "</body></html>\n")
+    path = out / "index.html"
+    tmp = out / "index.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    return (f"{cpu}, {os.cpu_count()} cores{', ' + str(len(gpus)) + ' GPU' if gpus else ''}, "
+            f"TensorFlow {tf.__version__}, Python {platform.python_version()}")
+
+
+# --------------------------------------------------------------------------- main
+
+def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
+         out: Path = DEFAULT_OUT, steps: int = 1000, epochs: float | None = None,
+         seeds: Sequence[int] = (0,), batch_size: int = 1, direction: str = "BtoA",
+         load_size: int = 286, crop_size: int = 256, preprocess: str = "resize_and_crop",
+         no_flip: bool = False, max_test: int | None = None, samples: int = 8,
+         eval_batch: int = 8, project: dict[str, Any] | None = None,
+         reference_training_mode: bool = True, smooth: int = 50, threads: int = 0,
+         command: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train both models per seed on ``data/train``, score them on ``data/test``, write the report.
+
+    Args:
+        data: folder with train/ and test/ of paired images (A|B files or A/ and B/ folders).
+        reference: path of tf_reference.py.
+        out: report folder (index.html, results.json, loss and sample PNGs).
+        steps: training steps per model and seed (ignored when ``epochs`` is given).
+        epochs: train this many passes over train/ instead.
+        project: project ModelConfig/TrainConfig overrides, e.g. {"norm": "instance"}.
+        max_test: score only the first N test pairs (name order); None: all.
+        reference_training_mode: also score the reference at training=True (tutorial mode).
+        threads: TensorFlow intra/inter-op threads (0: TensorFlow's default).
+
+    Returns:
+        The results dict also written to ``out/results.json``.
+    """
+    import tensorflow as tf
+
+    from pix2pix.config import DataConfig, to_dict
+    from pix2pix.data.dataset import make_dataset
+    from pix2pix.errors import UsageError
+    from pix2pix.evaluate import evaluate_pairs, write_json
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    data, out = Path(data), Path(out)
+    if crop_size != REFERENCE_SIZE:
+        raise UsageError(f"--crop_size {crop_size}: the reference is built for "
+                         f"{REFERENCE_SIZE}x{REFERENCE_SIZE} only; resize other sizes with "
+                         "--load_size/--preprocess")
+    for sub in ("train", "test"):
+        if not (data / sub).is_dir():
+            raise UsageError(f"{data / sub}: not found; --data needs train/ and test/ folders")
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed")
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("samples", samples),
+                        ("eval_batch", eval_batch), ("smooth", smooth)):
+        if value < 1:
+            raise UsageError(f"--{name} {value}: must be at least 1")
+    ref_module = load_reference(reference)
+    project_model, project_train = project_configs(dict(project or {}), crop_size=crop_size)
+    data_cfg = DataConfig(direction=direction, load_size=load_size, preprocess=preprocess,
+                          no_flip=no_flip)
+
+    test_ds, n_test = make_dataset(data / "test", data=data_cfg, crop_size=crop_size,
+                                   batch_size=eval_batch, training=False, seed=0)
+    if max_test is not None:
+        test_ds = test_ds.unbatch().take(max_test).batch(eval_batch)
+        n_test = min(n_test, max_test)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    n_train = 0
+    for seed in seeds:
+        # One pipeline, one seed: shuffling and jitter are the same for every seed's pair of
+        # models only when the seed is; each batch goes to both trainers in turn.
+        train_ds, n_train = make_dataset(data / "train", data=data_cfg, crop_size=crop_size,
+                                         batch_size=batch_size, training=True, seed=seed,
+                                         repeat=True)
+        run_steps = steps if epochs is None else max(1, int(round(epochs * n_train / batch_size)))
+        log(f"seed {seed}: {n_train} train pairs, {run_steps} steps of batch {batch_size}")
+        trainer, ref_g, losses, seconds = train_both(
+            seed=seed, steps=run_steps, batches=train_ds, project_model=project_model,
+            project_train=project_train, reference=ref_module, log=log)
+
+        scored = {}
+        gen = {"project": lambda: generate(trainer.generator, test_ds),
+               "reference": lambda: generate(ref_g, test_ds)}
+        if reference_training_mode:
+            # Last: training=True also moves the reference's BatchNorm averages.
+            # Batch size 1, as the tutorial calls it: batch statistics are then each image's own.
+            gen["reference_training_mode"] = lambda: generate(
+                ref_g, test_ds.unbatch().batch(1), training=True)
+        images = {}
+        for key, fn in gen.items():
+            tf.keras.utils.set_random_seed(seed)  # the tutorial mode keeps dropout on
+            inputs, outputs, targets, names = fn()
+            images[key] = outputs
+            scored[key] = evaluate_pairs(outputs, targets, names)
+            log(f"seed {seed} {key}: " + "  ".join(f"{m} {scored[key]['mean'][m]:.4f}"
+                                                   for m in METRICS))
+        sample_rows = []
+        pick = np.unique(np.linspace(0, len(names) - 1, min(samples, len(names))).astype(int))
+        for i in pick:
+            stem = f"seed{seed}_{Path(names[i]).with_suffix('').as_posix().replace('/', '_')}"
+            sample_rows.append({
+                "name": names[i],
+                "input": _save_png(inputs[i], out / f"{stem}_input.png"),
+                "project": _save_png(images["project"][i], out / f"{stem}_project.png"),
+                "reference": _save_png(images["reference"][i], out / f"{stem}_reference.png"),
+                "target": _save_png(targets[i], out / f"{stem}_target.png")})
+        plot = out / f"losses_seed{seed}.png"
+        plot_losses(losses, plot, seed=seed, smooth=smooth)
+        runs.append({"seed": seed, "steps": run_steps, "train_seconds": seconds,
+                     "metrics": scored, "losses": losses, "loss_plot": plot.name,
+                     "samples": sample_rows})
+
+    summary = {key: {m: summarise([r["metrics"][key]["mean"][m] for r in runs]) for m in METRICS}
+               for key in runs[0]["metrics"]}
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "command": command or "main(...) from Python",
+        "config": {"data": str(data), "reference": str(reference), "steps": runs[0]["steps"],
+                   "epochs": epochs, "seeds": list(seeds), "batch_size": batch_size,
+                   "direction": direction, "load_size": load_size, "crop_size": crop_size,
+                   "preprocess": preprocess, "no_flip": no_flip, "max_test": max_test,
+                   "smooth": smooth},
+        "project_options": to_dict(project_model, project_train),
+        "train_pairs": n_train, "test_pairs": n_test,
+        "summary": summary,
+        "runs": runs,
+    }
+    write_json(result, out / "results.json")
+    write_html(out, result)
+    log(f"report: {out / 'index.html'}")
+    return result
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder with train/ and test/ paired images")
+    ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
+                    help="tf_reference.py (the TF tutorial model)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report folder")
+    ap.add_argument("--steps", type=int, default=1000, help="training steps per model and seed")
+    ap.add_argument("--epochs", type=float, default=None,
+                    help="longer runs: this many passes over train/ (overrides --steps; the "
+                         "paper trains facades 200 epochs)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    ap.add_argument("--batch_size", type=int, default=1)
+    ap.add_argument("--direction", choices=("AtoB", "BtoA"), default="BtoA",
+                    help="BtoA is labels->photo on facades")
+    ap.add_argument("--load_size", type=int, default=286, help="resize before a random crop")
+    ap.add_argument("--crop_size", type=int, default=256, help="model size (the reference: 256)")
+    ap.add_argument("--preprocess", choices=("resize_and_crop", "crop", "none"),
+                    default="resize_and_crop", help="training jitter")
+    ap.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
+    ap.add_argument("--max_test", type=int, default=None, help="score the first N test pairs")
+    ap.add_argument("--samples", type=int, default=8, help="test images shown in the report")
+    ap.add_argument("--eval_batch", type=int, default=8, help="batch size for generation")
+    ap.add_argument("--project", action="append", default=[], metavar="KEY=VALUE",
+                    help="project model/train option, e.g. norm=instance, lr_policy=linear, "
+                         "ngf=32 (repeatable)")
+    ap.add_argument("--no_reference_training_mode", action="store_true",
+                    help="skip scoring the reference at training=True")
+    ap.add_argument("--smooth", type=int, default=50, help="loss plot moving-average window")
+    ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: default)")
+    return ap.parse_args(argv)
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    from pix2pix.errors import Pix2PixError
+    a = _parse(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        main(data=a.data, reference=a.reference, out=a.out, steps=a.steps, epochs=a.epochs,
+             seeds=a.seeds, batch_size=a.batch_size, direction=a.direction,
+             load_size=a.load_size, crop_size=a.crop_size, preprocess=a.preprocess,
+             no_flip=a.no_flip, max_test=a.max_test, samples=a.samples,
+             eval_batch=a.eval_batch, project=parse_overrides(a.project),
+             reference_training_mode=not a.no_reference_training_mode, smooth=a.smooth,
+             threads=a.threads,
+             command=shlex.join(["python", "bench/quality.py", *argv]))
+    except Pix2PixError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,85 @@
+"""bench/quality.py end to end with a tiny budget: both models trained on the same batches,
+scored on the test pairs, and the report written (HTML, loss plots, samples, results.json)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _quality():
+    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: int) -> None:
+    for name in ("index.html", "results.json", "losses_seed0.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["test_pairs"] == n_test
+    assert set(saved["summary"]) == {"project", "reference", "reference_training_mode"}
+    run = saved["runs"][0]
+    assert run["steps"] == steps
+    for model, metrics in run["metrics"].items():
+        assert metrics["count"] == n_test, model
+        assert len(metrics["images"]) == n_test, model
+        assert set(metrics["mean"]) == {"l1", "psnr", "ssim"}, model
+        assert 0.0 <= metrics["mean"]["l1"] <= 1.0 and -1.0 <= metrics["mean"]["ssim"] <= 1.0
+        assert saved["summary"][model]["l1"]["per_seed"] == [metrics["mean"]["l1"]]
+    # One loss value per step for each model: the same batches went to both.
+    assert len(run["losses"]["project"]["g_l1"]) == steps
+    assert len(run["losses"]["reference"]["g_total"]) == steps
+    assert len(run["samples"]) == samples
+    page = (out / "index.html").read_text()
+    for s in run["samples"]:
+        for column in ("input", "project", "reference", "target"):
+            assert (out / s[column]).is_file()
+            assert s[column] in page
+    assert result["summary"]["project"]["ssim"]["mean"] == saved["summary"]["project"]["ssim"]["mean"]
+
+
+@pytest.mark.slow
+def test_quality_on_facades(facades_dir: Path, shared_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    result = _quality().main(data=facades_dir, reference=shared_dir / "bench" / "tf_reference.py",
+                             out=out, steps=3, max_test=4, samples=2,
+                             project={"ngf": 8, "ndf": 8}, eval_batch=4, log=lambda m: None)
+    _check_report(out, result, n_test=4, samples=2, steps=3)
+    assert result["config"]["direction"] == "BtoA"
+
+
+@pytest.mark.slow
+def test_quality_on_another_image_size(shared_dir: Path, tmp_path: Path):
+    """300x150 A|B files (150x150 halves): resized to load_size and cropped to 256 for both."""
+    from PIL import Image
+
+    from pix2pix.demo.synthetic import write_pairs
+    data = tmp_path / "maps"
+    write_pairs(data / "train", count=3, size=150, seed=0)
+    write_pairs(data / "test", count=3, size=150, seed=1)
+    with Image.open(next((data / "test").iterdir())) as im:
+        assert im.size == (300, 150)
+    out = tmp_path / "report"
+    result = _quality().main(data=data, reference=shared_dir / "bench" / "tf_reference.py",
+                             out=out, steps=2, samples=3, direction="AtoB", load_size=286,
+                             project={"ngf": 8, "ndf": 8}, eval_batch=2, log=lambda m: None)
+    _check_report(out, result, n_test=3, samples=3, steps=2)
+    assert result["train_pairs"] == 3
+
+
+def test_quality_refuses_bad_options(tmp_path: Path, capsys):
+    cli = _quality().cli
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    assert cli(["--data", str(tmp_path), "--crop_size", "128"]) == 2
+    assert "--crop_size 128" in capsys.readouterr().err
+    assert cli(["--data", str(tmp_path / "nope")]) == 2
+    assert "train" in capsys.readouterr().err
+    assert cli(["--data", str(tmp_path), "--reference", str(tmp_path / "missing.py")]) == 2
+    assert "missing.py" in capsys.readouterr().err
