@@ -1,0 +1,80 @@
+"""SIGKILL at random moments of `pix2pix train` (a tiny model saving every step, so many kills
+land inside a checkpoint write): the newest checkpoint the state file lists always restores,
+and the next run resumes from it, at its step. No fault hook in the product code: the kills are
+real, at random delays over several rounds.
+
+SIGTERM (a clean stop that saves) is tests/model/test_model_cli.py::test_sigterm_saves_and_
+rerun_resumes_at_that_step; a hand-damaged newest checkpoint is tests/model/test_model_trainer.
+py::test_half_written_checkpoint_is_never_picked."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.model.conftest import TINY_FLAGS, write_pairs
+
+ROUNDS = 3
+
+
+def _restorable_step(run: Path) -> int | None:
+    """Restore the newest checkpoint the way `train` does, into a fresh tiny trainer."""
+    from pix2pix.config import ModelConfig, TrainConfig
+    from pix2pix.model.trainer import CHECKPOINT_SUBDIR, Trainer, restore_latest
+    t = Trainer(ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128), TrainConfig())
+    path = restore_latest(t.checkpoint, run / CHECKPOINT_SUBDIR)  # raises if none is readable
+    if path is None:
+        return None
+    step = int(t.step.numpy())
+    assert path.endswith(f"ckpt-{step}"), (path, step)
+    return step
+
+
+@pytest.mark.slow  # four tiny training processes, ~40-60 s on 2 shared cores
+@pytest.mark.rel("fault", ROUNDS)
+def test_sigkill_during_training_and_checkpoint_writes_resumes_cleanly(tmp_path: Path):
+    rng = random.Random(7)
+    pairs = write_pairs(tmp_path / "pairs", n=2, size=128)
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "pix2pix", "train", "--input_dir", str(pairs), "--output_dir",
+            str(run), *TINY_FLAGS, "--save_freq", "1", "--keep_checkpoints", "2", "--seed", "3"]
+    state = run / "checkpoints" / "checkpoint"
+    last = None
+    for round_ in range(ROUNDS):
+        log = tmp_path / f"train{round_}.log"
+        with open(log, "w") as err:
+            proc = subprocess.Popen([*args, "--max_steps", "100000"], cwd=REPO,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            deadline = time.time() + 240
+            # Wait until this run has saved at least once (the state file changes), then kill
+            # at a random moment: most steps are short next to a save, so kills hit saves too.
+            mtime = state.stat().st_mtime_ns if state.exists() else None
+            while time.time() < deadline and proc.poll() is None:
+                if state.exists() and state.stat().st_mtime_ns != mtime:
+                    break
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 1.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        text = log.read_text()
+        assert proc.returncode == -signal.SIGKILL, text[-2000:]
+        if last is not None:
+            assert f"resuming at step {last} " in text, text[-2000:]
+        step = _restorable_step(run)
+        assert step is not None and step >= (last or 0) + 1
+        last = step
+    r = subprocess.run([*args, "--max_steps", str(last + 2)], cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resuming at step {last} " in r.stderr
+    assert _restorable_step(run) == last + 2
+    # options.json is written by temp file + rename: always whole, whatever the kill hit.
+    saved = json.loads((run / "options.json").read_text())
+    assert saved["model"]["ngf"] == 8 and saved["train"]["max_steps"] == last + 2
