@@ -20,6 +20,7 @@ import tensorflow as tf
 from pix2pix.errors import ModelError, UsageError
 
 OPTIONS_FILE = "options.json"
+IN_PLACE_TMP = ".export.tmp"  # temp folder inside an existing empty --output_dir
 
 
 def from_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -72,7 +73,9 @@ def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = No
                          f"{model.get('input_nc')} output_nc={model.get('output_nc')}")
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"{output_dir}: exists and is not a folder")
-    existing = list(output_dir.iterdir()) if output_dir.is_dir() else []
+    # An export killed while writing into this folder left only its temp folder: not content.
+    existing = ([p for p in output_dir.iterdir() if p.name != IN_PLACE_TMP]
+                if output_dir.is_dir() else [])
     if existing and not (output_dir / "saved_model.pb").is_file():
         raise UsageError(f"{output_dir}: folder is not empty and holds no earlier export; "
                          "give an empty or new --output_dir")
@@ -85,7 +88,7 @@ def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = No
     # Temp folder next to the target (same filesystem, so the final rename is atomic); inside
     # it when the target already exists empty (e.g. a Pachyderm /pfs/out mount).
     in_place = output_dir.is_dir() and not existing
-    tmp = (output_dir / ".export.tmp" if in_place
+    tmp = (output_dir / IN_PLACE_TMP if in_place
            else output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}"))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)

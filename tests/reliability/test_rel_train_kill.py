@@ -78,3 +78,46 @@ def test_sigkill_during_training_and_checkpoint_writes_resumes_cleanly(tmp_path:
     # options.json is written by temp file + rename: always whole, whatever the kill hit.
     saved = json.loads((run / "options.json").read_text())
     assert saved["model"]["ngf"] == 8 and saved["train"]["max_steps"] == last + 2
+
+
+@pytest.fixture
+def tiny_run(tmp_path: Path) -> Path:
+    """A `pix2pix train` output folder of a tiny unet_128 after one step."""
+    from pix2pix.config import DataConfig, ModelConfig, TrainConfig
+    from pix2pix.data.dataset import make_dataset
+    from pix2pix.train import train
+    pairs = write_pairs(tmp_path / "pairs", n=1, size=128)
+    train(input_dir=pairs, output_dir=tmp_path / "run",
+          model=ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128),
+          data=DataConfig(load_size=128), train=TrainConfig(max_steps=1, summary_freq=0),
+          progress=False, dataset_fn=make_dataset)
+    return tmp_path / "run"
+
+
+@pytest.mark.slow  # three export processes, ~30 s
+@pytest.mark.rel("fault", 2)
+@pytest.mark.parametrize("target", ["existing_empty", "new"])
+def test_sigkill_during_export_then_export_again_works(tmp_path: Path, tiny_run: Path, target):
+    """An export killed while it writes (into an existing empty folder, e.g. /pfs/out, or a new
+    one): the target never holds half a SavedModel, and running the same command again
+    succeeds without cleaning anything by hand."""
+    out = tmp_path / "export"
+    if target == "existing_empty":
+        out.mkdir()
+    args = [sys.executable, "-m", "pix2pix", "export", "--checkpoint", str(tiny_run),
+            "--output_dir", str(out)]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        temps = list(out.glob(".export.tmp/*")) + list(tmp_path.glob(".export.tmp-*/*"))
+        if temps:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the export ended before the kill"
+    assert not (out / "saved_model.pb").exists()
+    r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "saved_model.pb").is_file() and (out / "options.json").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
