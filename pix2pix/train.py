@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pix2pix.config import DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options
-from pix2pix.errors import DataError, UsageError
+from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 PARAMS_NAMES = ("params.yaml", "params.yml", "params.json")
@@ -295,7 +295,7 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
                 if train.summary_freq and (step % train.summary_freq == 0 or step == 1):
                     _summaries(step, scalars(), lr, inp, fake, tar)
                 if step % train.save_freq == 0:
-                    manager.save(checkpoint_number=step)
+                    _save(manager, step, last_saved)
                     last_saved = step
                 bar.update(step, scalars)
                 if step >= total or stop.signum is not None:
@@ -306,10 +306,29 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
             epoch, offset = epoch + 1, 0
         bar.close()
         if step != last_saved:
-            manager.save(checkpoint_number=step)
+            _save(manager, step, last_saved)
         writer.flush()
     return TrainResult(step=step, total_steps=total, checkpoint=manager.latest_checkpoint,
                        resumed_from=start, signal=stop.signum)
+
+
+def _save(manager, step: int, last_saved: int) -> None:
+    """``manager.save`` with a full disk or an unwritable folder as one ModelError line; the
+    failed save's temp folder is removed and the previous checkpoint stays the newest."""
+    import tensorflow as tf
+    try:
+        manager.save(checkpoint_number=step)
+    except tf.errors.OpError as e:
+        import re
+        import shutil
+        shutil.rmtree(Path(manager.directory) / f"ckpt-{step}_temp", ignore_errors=True)
+        # "{{function_node ...}} <file>; No space left on device [Op:SaveV2]" -> the reason
+        why = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:\w+\]", "", str(e).strip().splitlines()[0])
+        kept = (f"the checkpoint of step {last_saved} is kept" if last_saved > 0
+                else "no checkpoint was written")
+        raise ModelError(f"{manager.directory}: cannot save the checkpoint of step {step} "
+                         f"({why.rsplit('; ', 1)[-1]}); {kept}; free space or fix the folder "
+                         "and run the same command to resume") from None
 
 
 def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,24 @@ def snapshot(eng, repo: str) -> dict[str, dict[str, str]]:
     """Every finished commit of a repo -> {path: sha256 of the content read back}."""
     return {c.id: {f.path: sha256(eng.get_file(repo, c.id, f.path))
                    for f in eng.walk_files(repo, c.id)} for c in eng.list_commits(repo)}
+
+
+@pytest.fixture
+def tiny_tmpfs():
+    """A 1 MiB tmpfs (needs root and mount); skipped where it cannot be made."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a tmpfs needs root")
+    d = Path(tempfile.mkdtemp(prefix="pix2pix-full-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)],
+                       capture_output=True)
+    if r.returncode != 0:
+        d.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -192,13 +192,6 @@ def test_failing_datum_is_retried_shown_and_fixed(tmp_path: Path, kind: str):
                                                         "/bad.txt": b"now fixed"}
 
 
-_WRITER = r"""
-import sys
-from pathlib import Path
-from pix2pix.pachyderm.engine import Engine
-"""
-
-
 @pytest.mark.rel("fault", 1)
 def test_two_put_file_commands_at_once_and_a_reader(tmp_path: Path):
     """Two `pix2pix put file -r` of 25 files each on one branch, run together, while a reader
@@ -236,24 +229,6 @@ def test_two_put_file_commands_at_once_and_a_reader(tmp_path: Path):
     first = {f.path.split("/")[1] for f in eng.walk_files("d", history[1].id)}
     assert len(first) == 1  # the older commit holds exactly one writer's files
     assert seen <= {0, 25, 50}
-
-
-@pytest.fixture
-def tiny_tmpfs():
-    """A 1 MiB tmpfs (needs root and mount); skipped where it cannot be made."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root")
-    d = Path(tempfile.mkdtemp(prefix="pix2pix-full-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)],
-                       capture_output=True)
-    if r.returncode != 0:
-        d.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.rel("fault", 3)

@@ -121,3 +121,21 @@ def test_sigkill_during_export_then_export_again_works(tmp_path: Path, tiny_run:
     assert r.returncode == 0, r.stderr[-3000:]
     assert (out / "saved_model.pb").is_file() and (out / "options.json").is_file()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.rel("fault", 1)
+def test_disk_full_during_a_checkpoint_save_is_one_line(tmp_path: Path, tiny_tmpfs: Path):
+    """A checkpoint that does not fit: one ModelError line (not a TensorFlow traceback), the
+    failed save's temp folder removed, options.json whole."""
+    pairs = write_pairs(tmp_path / "pairs", n=1, size=128)
+    run = tiny_tmpfs / "run"
+    r = subprocess.run([sys.executable, "-m", "pix2pix", "train", "--input_dir", str(pairs),
+                        "--output_dir", str(run), *TINY_FLAGS, "--max_steps", "2"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    from pix2pix.errors import ModelError
+    from tests.reliability.conftest import one_error_line
+    assert r.returncode == ModelError.exit_code, r.stderr[-3000:]
+    one_error_line(r.stderr, str(run / "checkpoints"), "No space left on device",
+                   "run the same command to resume")
+    assert list((run / "checkpoints").iterdir()) == []
+    assert json.loads((run / "options.json").read_text())["model"]["ngf"] == 8
