@@ -1,15 +1,46 @@
 """Figure 1: the project's training step on in-memory tensors, same protocol as the references in
-../shared/bench (random 256x256 tensors, warm-up steps, then timed steps). Prints one JSON line."""
+../shared/bench (random 256x256 tensors, warm-up steps, then timed steps). Prints one JSON line,
+with the arithmetic of one step (GFLOP per image, counted from the built networks)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
-import tensorflow as tf
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pix2pix.config import ModelConfig, TrainConfig
-from pix2pix.model.trainer import Trainer
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pix2pix.config import ModelConfig, TrainConfig  # noqa: E402
+from pix2pix.model.trainer import Trainer  # noqa: E402
+
+
+def forward_gflop(model: keras.Model) -> float:
+    """Multiply-adds x 2 of the conv and transposed-conv layers of ``model`` for one image."""
+    flop = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, cin = layer.input.shape
+            flop += 2 * h * w * cin * layer.filters * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, cout = layer.output.shape
+            cin = layer.input.shape[-1]
+            flop += 2 * h * w * cout * cin * layer.kernel_size[0] * layer.kernel_size[1]
+    return flop / 1e9
+
+
+def train_gflop_per_image(trainer: Trainer) -> dict[str, float]:
+    """FLOP of one training step per image, convolutions only (everything else is < 2%).
+
+    G runs forward once and backward once (input and weight gradients: 2x forward); D runs
+    forward on the real and the fake pair, backward for its weights on both and, on the fake
+    pair, also for its input (G's gradient flows through it): 3 F_G + 2 F_D + 3 F_D.
+    """
+    g, d = forward_gflop(trainer.generator), forward_gflop(trainer.discriminator)
+    return {"g_forward_gflop": round(g, 2), "d_forward_gflop": round(d, 2),
+            "train_gflop_per_img": round(3 * g + 5 * d, 2)}
 
 
 def main() -> None:
@@ -40,7 +71,8 @@ def main() -> None:
     out.numpy()
     generate = a.steps * a.batch / (time.perf_counter() - t)
     print(json.dumps({"impl": "pix2pix-pachyderm", "tensorflow": tf.__version__, "batch": a.batch,
-                      "train_img_per_s": round(train, 3), "generate_img_per_s": round(generate, 3)}))
+                      "train_img_per_s": round(train, 3), "generate_img_per_s": round(generate, 3),
+                      **train_gflop_per_image(trainer)}))
 
 
 if __name__ == "__main__":
