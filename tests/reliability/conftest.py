@@ -2,9 +2,10 @@
 ``python -m pix2pix`` process, or ``pix2pix.cli.main`` in-process for speed), check that an error
 is ONE line naming the file, and check that a folder holds nothing half-written.
 
-Every test here carries ``@pytest.mark.rel(kind, n)``: kind is ``fault`` (a fault injected),
-``bad_input`` (a bad file, spec or option tried) or ``hostile`` (a hostile path tried) and n how
-many cases the test tries; ``count_cases.py`` sums them for the README.
+Every test here carries ``@pytest.mark.rel(kind, n=1)``: kind is ``fault`` (a fault injected),
+``bad_input`` (a bad file, spec or option tried) or ``hostile`` (a hostile path tried), and n
+the cases one collected item tries (1 for each item of a parametrized test; a property counts
+once though it tries 100 generated examples). ``count_cases.py`` sums them for the README.
 """
 from __future__ import annotations
 

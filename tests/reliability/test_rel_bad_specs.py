@@ -45,7 +45,7 @@ BAD_SPECS = {
 }
 
 
-@pytest.mark.rel("bad_input", len(BAD_SPECS))
+@pytest.mark.rel("bad_input")
 @pytest.mark.parametrize("case", sorted(BAD_SPECS))
 def test_bad_spec_is_one_line_naming_file_and_field(tmp_path: Path, capsys, monkeypatch, case):
     state = tmp_path / "state"
@@ -103,7 +103,7 @@ CONTRADICTIONS = {"ngf": ("8", "16"), "ndf": ("8", "32"), "generator": ("unet_12
                   "crop_size": ("128", "256"), "norm": ("batch", "instance")}
 
 
-@pytest.mark.rel("bad_input", len(CONTRADICTIONS))
+@pytest.mark.rel("bad_input")
 @pytest.mark.parametrize("option", sorted(CONTRADICTIONS))
 def test_options_contradicting_the_checkpoint_are_one_line(tmp_path: Path, capsys, option):
     """The run in --output_dir was made with other model options: refused before anything is

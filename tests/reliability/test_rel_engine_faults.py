@@ -152,7 +152,7 @@ DATUM_FAILURES = {
 }
 
 
-@pytest.mark.rel("fault", len(DATUM_FAILURES))
+@pytest.mark.rel("fault")
 @pytest.mark.parametrize("kind", sorted(DATUM_FAILURES))
 def test_failing_datum_is_retried_shown_and_fixed(tmp_path: Path, kind: str):
     """Retried datumTries times; the job fails naming the datum, its input path and its log

@@ -28,7 +28,7 @@ BAD_DESTINATIONS = ["/../x", "/a/../../x", "..", "/a/..", "../../etc/passwd", "/
                     "C:\\Windows\\x", "\\\\server\\share", "/a\x00b", "/a/./../.."]
 
 
-@pytest.mark.rel("hostile", len(BAD_DESTINATIONS))
+@pytest.mark.rel("hostile")
 @pytest.mark.parametrize("dest", BAD_DESTINATIONS, ids=repr)
 def test_put_file_refuses_destinations_that_could_escape(tmp_path: Path, dest: str):
     state = tmp_path / "state"
@@ -96,7 +96,7 @@ ESCAPES = {
 }
 
 
-@pytest.mark.rel("hostile", len(ESCAPES))
+@pytest.mark.rel("hostile")
 @pytest.mark.parametrize("case", sorted(ESCAPES))
 def test_a_datum_cannot_publish_host_files_or_write_outside(tmp_path: Path, case: str):
     secret = _host_secret(tmp_path)
@@ -153,7 +153,7 @@ def test_get_file_cannot_write_outside_its_target_folder(tmp_path: Path):
     assert not (out / "single").is_symlink()
 
 
-@pytest.mark.rel("hostile", 3)
+@pytest.mark.rel("hostile")
 @pytest.mark.parametrize("source", ["r@master:/../x", "r@master:/a/../../../etc/passwd",
                                     "r@master:\\etc\\passwd"], ids=repr)
 def test_get_file_refuses_traversal_in_the_repo_path(tmp_path: Path, source: str):

@@ -23,15 +23,14 @@ paths = st.lists(segments, min_size=0, max_size=4).map(lambda parts: "/" + "/".j
 refs = st.one_of(st.none(), names, st.text("0123456789abcdef", min_size=32, max_size=32),
                  st.tuples(names, st.sampled_from(["^", "^3", "~2", "^^", "~1^2"])).map("".join))
 
-pytestmark = pytest.mark.rel("hostile", 4)  # 4 properties below take hostile text
-
-
+@pytest.mark.rel("hostile")  # generated text: 100 examples a run
 @given(repo=names, ref=refs, path=st.one_of(st.none(), paths))
 def test_parse_of_format_is_identity_for_every_shape(repo, ref, path):
     ref_ = FileRef(repo=repo, ref=ref, path=path if path != "/" else None)
     assert parse_ref(str(ref_)) == ref_
 
 
+@pytest.mark.rel("hostile")  # generated text: 100 examples a run
 @given(text=st.text(max_size=40))
 def test_any_parsed_path_stays_inside_the_repo(text):
     """Whatever the text, a path that parses is rooted, normalised and has no way out."""
@@ -46,6 +45,7 @@ def test_any_parsed_path_stays_inside_the_repo(text):
         assert ".." not in parts and "." not in parts and "" not in parts[1:] or ref.path == "/"
 
 
+@pytest.mark.rel("hostile")  # generated text: 100 examples a run
 @given(base=paths, rel=st.lists(st.one_of(segments, st.sampled_from(["..", ".", ""])),
                                 max_size=5).map("/".join))
 def test_join_never_climbs_above_its_base(base, rel):
@@ -57,6 +57,7 @@ def test_join_never_climbs_above_its_base(base, rel):
     assert joined == base or joined.startswith(base.rstrip("/") + "/")
 
 
+@pytest.mark.rel("hostile")  # generated text: 100 examples a run
 @example(text="/[z-a]")  # a reversed range: not a GlobError, but still not a valid glob
 @given(text=st.text(max_size=20))
 def test_any_text_is_a_valid_glob_or_a_spec_error(text):

@@ -95,7 +95,7 @@ def tiny_run(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow  # three export processes, ~30 s
-@pytest.mark.rel("fault", 2)
+@pytest.mark.rel("fault")
 @pytest.mark.parametrize("target", ["existing_empty", "new"])
 def test_sigkill_during_export_then_export_again_works(tmp_path: Path, tiny_run: Path, target):
     """An export killed while it writes (into an existing empty folder, e.g. /pfs/out, or a new
