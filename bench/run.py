@@ -152,7 +152,7 @@ class Bench:
         from PIL import Image
         out = self.tmp / f"pngs-{count}"
         out.mkdir(parents=True, exist_ok=True)
-        sources = sorted((self.shared.parent / "datasets" / "facades" / "test").glob("*.jpg"))
+        sources = sorted((self.shared / "datasets" / "facades" / "test").glob("*.jpg"))
         for i in range(count):
             if sources:
                 pair = np.asarray(Image.open(sources[i % len(sources)]).convert("RGB"))
@@ -165,7 +165,7 @@ class Bench:
         return out
 
     def training_folder(self) -> tuple[Path, str]:
-        facades = self.shared.parent / "datasets" / "facades" / "train"
+        facades = self.shared / "datasets" / "facades" / "train"
         if facades.is_dir() and any(facades.glob("*.jpg")):
             return facades, "../shared/datasets/facades/train (400 JPEG A|B pairs)"
         from pix2pix.demo import synthetic
