@@ -80,12 +80,13 @@ def test_sigkill_during_training_and_checkpoint_writes_resumes_cleanly(tmp_path:
     assert saved["model"]["ngf"] == 8 and saved["train"]["max_steps"] == last + 2
 
 
-@pytest.fixture
-def tiny_run(tmp_path: Path) -> Path:
-    """A `pix2pix train` output folder of a tiny unet_128 after one step."""
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A `pix2pix train` output folder of a tiny unet_128 after one step (read-only use)."""
     from pix2pix.config import DataConfig, ModelConfig, TrainConfig
     from pix2pix.data.dataset import make_dataset
     from pix2pix.train import train
+    tmp_path = tmp_path_factory.mktemp("tiny_run")
     pairs = write_pairs(tmp_path / "pairs", n=1, size=128)
     train(input_dir=pairs, output_dir=tmp_path / "run",
           model=ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128),
@@ -124,18 +125,18 @@ def test_sigkill_during_export_then_export_again_works(tmp_path: Path, tiny_run:
 
 
 @pytest.mark.rel("fault", 1)
-def test_disk_full_during_a_checkpoint_save_is_one_line(tmp_path: Path, tiny_tmpfs: Path):
+def test_disk_full_during_a_checkpoint_save_is_one_line(tmp_path: Path, tiny_tmpfs: Path,
+                                                        capsys):
     """A checkpoint that does not fit: one ModelError line (not a TensorFlow traceback), the
     failed save's temp folder removed, options.json whole."""
+    from pix2pix.errors import ModelError
+    from tests.reliability.conftest import main_in_process, one_error_line
     pairs = write_pairs(tmp_path / "pairs", n=1, size=128)
     run = tiny_tmpfs / "run"
-    r = subprocess.run([sys.executable, "-m", "pix2pix", "train", "--input_dir", str(pairs),
-                        "--output_dir", str(run), *TINY_FLAGS, "--max_steps", "2"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    from pix2pix.errors import ModelError
-    from tests.reliability.conftest import one_error_line
-    assert r.returncode == ModelError.exit_code, r.stderr[-3000:]
-    one_error_line(r.stderr, str(run / "checkpoints"), "No space left on device",
+    code, err = main_in_process(capsys, "train", "--input_dir", str(pairs), "--output_dir",
+                                str(run), *TINY_FLAGS, "--max_steps", "2")
+    assert code == ModelError.exit_code, err[-3000:]
+    one_error_line(err, str(run / "checkpoints"), "No space left on device",
                    "run the same command to resume")
     assert list((run / "checkpoints").iterdir()) == []
     assert json.loads((run / "options.json").read_text())["model"]["ngf"] == 8
