@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,17 @@ def checkpoint_manager(checkpoint: tf.train.Checkpoint, output_dir: Path, *, kee
     leaves the state file naming the previous, complete checkpoint; :func:`restore_latest` also
     falls back to older ones should the newest still fail to read.
     """
-    return tf.train.CheckpointManager(checkpoint, str(Path(output_dir) / CHECKPOINT_SUBDIR),
-                                      max_to_keep=keep, step_counter=step)
+    directory = Path(output_dir) / CHECKPOINT_SUBDIR
+    try:
+        return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep,
+                                          step_counter=step)
+    except ValueError as e:  # an empty state file: TensorFlow refuses it
+        bad = directory / "checkpoint"
+        log.warning("%s: %s; set aside as %s.damaged, resuming from the checkpoint files",
+                    bad, e, bad.name)
+        os.replace(bad, bad.with_name("checkpoint.damaged"))
+        return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=keep,
+                                          step_counter=step)
 
 
 def restore_latest(checkpoint: tf.train.Checkpoint, directory: Path, *,
@@ -93,12 +103,24 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: Path, *,
     Raises:
         ModelError: checkpoints are listed but none can be read.
     """
-    state = tf.train.get_checkpoint_state(str(directory))
-    if state is None:
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+    except ValueError:  # an empty state file
+        state = None
+    candidates = []
+    if state is not None:
+        candidates = list(reversed(list(state.all_model_checkpoint_paths)))
+        if state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
+            candidates.insert(0, state.model_checkpoint_path)
+    # Then the checkpoints on disk, newest first: a lost or damaged state file (TensorFlow
+    # ignores one it cannot parse) must not silently restart a run from step 0.
+    on_disk = sorted(Path(directory).glob("ckpt-*.index"),
+                     key=lambda p: int(p.stem.split("-")[-1]) if p.stem.split("-")[-1].isdigit()
+                     else -1, reverse=True)
+    candidates += [str(p.with_suffix("")) for p in on_disk
+                   if str(p.with_suffix("")) not in candidates]
+    if not candidates:
         return None
-    candidates = list(reversed(list(state.all_model_checkpoint_paths)))
-    if state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
-        candidates.insert(0, state.model_checkpoint_path)
     errors = []
     for path in candidates:
         try:

@@ -140,3 +140,24 @@ def test_disk_full_during_a_checkpoint_save_is_one_line(tmp_path: Path, tiny_tmp
                    "run the same command to resume")
     assert list((run / "checkpoints").iterdir()) == []
     assert json.loads((run / "options.json").read_text())["model"]["ngf"] == 8
+
+
+@pytest.mark.rel("fault", 2)
+@pytest.mark.parametrize("damage", ["empty", "garbage"])
+def test_lost_checkpoint_state_file_still_resumes_at_the_step(tmp_path: Path, tiny_run: Path,
+                                                              capsys, damage):
+    """The small `checkpoints/checkpoint` state file emptied (a power cut after its rename) or
+    garbled: TensorFlow ignores it, but the run must still resume from the checkpoints on disk
+    rather than silently start again at step 0."""
+    import shutil
+    from tests.reliability.conftest import main_in_process
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "checkpoints" / "checkpoint").write_text("" if damage == "empty" else "garbage {{")
+    assert _restorable_step(run) == 1
+    pairs = tiny_run.parent / "pairs"
+    code, err = main_in_process(capsys, "train", "--input_dir", str(pairs), "--output_dir",
+                                str(run), "--max_steps", "2")
+    assert code == 0, err[-3000:]
+    assert "resuming at step 1 " in err
+    assert _restorable_step(run) == 2
