@@ -175,3 +175,53 @@ def test_state_env_with_dotdot_is_just_a_folder(tmp_path: Path):
     assert (tmp_path / "b" / "engine.db").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
     assert os.listdir(tmp_path / "a") == []
+
+
+_VANDAL = r"""
+import json, sys
+from pathlib import Path
+from pix2pix.pachyderm.engine import Engine
+eng = Engine(Path(sys.argv[1]))
+eng.create_repo("in")
+with eng.commit("in") as c:
+    c.put_file("/a", b"original")
+script = ("for f in /pfs/in/*; do chmod u+w $f; echo evil > $f || true; done; "
+          "cp /pfs/in/* /pfs/out/")
+eng.create_pipeline({"pipeline": {"name": "vandal"}, "input": {"pfs": {"repo": "in", "glob": "/*"}},
+                     "transform": {"cmd": ["bash"], "stdin": [script]}})
+first = eng.list_commits("in")[0].id
+print(json.dumps({"store": eng.get_file("in", first, "/a").decode(),
+                  "job": eng.list_jobs("vandal")[0].state}))
+"""
+
+
+@pytest.mark.rel("hostile", 1)
+def test_transform_of_a_non_root_user_cannot_write_through_its_inputs(tmp_path: Path):
+    """As the owner of the state folder (not root), a transform may chmod its input file and
+    write to it: that must not reach the blob store behind every commit holding that content.
+    (tests/engine/test_engine_pipelines.py::test_transform_writing_into_its_input_cannot_
+    change_the_store covers a plain write; this adds chmod, as uid 65534 via setpriv.)"""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run as another user")
+    base = Path(tempfile.mkdtemp(prefix="pix2pix-vandal-"))
+    try:
+        os.chmod(base, 0o777)
+        script = base / "vandal.py"
+        script.write_text(_VANDAL)
+        os.chmod(script, 0o644)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            sys.executable, str(script), str(base / "state")],
+                           capture_output=True, text=True, cwd=base, timeout=120,
+                           env=dict(os.environ, HOME=str(base)))
+        if r.returncode != 0 and "Permission denied" in r.stderr and "state" not in r.stderr:
+            pytest.skip(f"uid 65534 cannot run this venv: {r.stderr.strip()[-200:]}")
+        assert r.returncode == 0, r.stderr[-3000:]
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out == {"store": "original", "job": "success"}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
