@@ -154,18 +154,20 @@ def train_both(*, seed: int, steps: int, batches, project_model, project_train, 
         seconds["project"] += t1 - t0
         seconds["reference"] += t2 - t1
         pending.append((p, gl, dl))
-        if len(pending) >= 50 or step == steps - 1:
+        due = time.perf_counter() - t_log > 60 or step in (0, steps - 1)
+        if len(pending) >= 50 or due:
             for p, gl, dl in pending:
                 for k in keys:
                     losses["project"][k].append(float(p[k]))
                 losses["reference"]["g_total"].append(float(gl))
                 losses["reference"]["d_loss"].append(float(dl))
             pending.clear()
-        if time.perf_counter() - t_log > 60 or step in (0, steps - 1):
+        if due:
             t_log = time.perf_counter()
             pr, rr = losses["project"], losses["reference"]
-            msg = (f"seed {seed} step {step + 1}/{steps}  project {seconds['project'] / (step + 1):.2f} "
-                   f"s/step, reference {seconds['reference'] / (step + 1):.2f} s/step")
+            per = {k: v / (step + 1) for k, v in seconds.items()}
+            msg = (f"seed {seed} step {step + 1}/{steps}  project {per['project']:.2f} s/step, "
+                   f"reference {per['reference']:.2f} s/step")
             if pr["g_l1"]:
                 msg += (f"  project g_l1 {np.mean(pr['g_l1'][-50:]):.3f}"
                         f"  reference g_total {np.mean(rr['g_total'][-50:]):.2f}")

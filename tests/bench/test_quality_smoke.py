@@ -41,7 +41,8 @@ def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: 
         for column in ("input", "project", "reference", "target"):
             assert (out / s[column]).is_file()
             assert s[column] in page
-    assert result["summary"]["project"]["ssim"]["mean"] == saved["summary"]["project"]["ssim"]["mean"]
+    ssim = saved["summary"]["project"]["ssim"]["mean"]
+    assert result["summary"]["project"]["ssim"]["mean"] == ssim
 
 
 @pytest.mark.slow
