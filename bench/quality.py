@@ -185,7 +185,9 @@ def to_uint8(x) -> np.ndarray:
 def generate(generator, test_ds, *, training: bool = False):
     """(inputs, outputs, targets, names) over the test set, uint8 arrays."""
     import tensorflow as tf
-    fn = tf.function(lambda x: generator(x, training=training), reduce_retracing=True)
+    # Plain graph code: AutoGraph has nothing to convert (and cannot parse a lambda's source).
+    fn = tf.function(tf.autograph.experimental.do_not_convert(
+        lambda x: generator(x, training=training)), reduce_retracing=True)
     inputs, outputs, targets, names = [], [], [], []
     for inp, tar, name in test_ds:
         inputs.extend(to_uint8(inp))
