@@ -261,7 +261,7 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         raise DataError(f"{input_dir}: {n_pairs} usable pair(s), fewer than one batch of "
                         f"{train.batch_size}; lower --batch_size or add pairs")
     total = train.max_steps if train.max_steps is not None else train.max_epochs * steps_per_epoch
-    decay = train.lr_decay_epochs * steps_per_epoch
+    decay = decay_steps(train, total=total, steps_per_epoch=steps_per_epoch)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, train)
@@ -338,3 +338,17 @@ def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) 
     tf.summary.scalar("lr", lr, step=step)
     for name, images in (("input", inp), ("output", fake), ("target", tar)):
         tf.summary.image(name, (images[..., :3] + 1.0) / 2.0, step=step, max_outputs=3)
+
+
+def decay_steps(train: TrainConfig, *, total: int, steps_per_epoch: int) -> int:
+    """Steps of linear decay at the end of the run.
+
+    An epoch-bounded run decays over its last ``lr_decay_epochs`` epochs (the paper's code: 100
+    constant + 100 decaying). A step-bounded run (``--max_steps``) decays over the same fraction
+    of its steps, ``lr_decay_epochs / max_epochs`` (half, by default): counting the decay in
+    epochs there would make it longer than the run and start it at a fraction of the rate.
+    """
+    if train.max_steps is None:
+        return train.lr_decay_epochs * steps_per_epoch
+    fraction = min(1.0, train.lr_decay_epochs / train.max_epochs) if train.max_epochs else 1.0
+    return max(1, round(total * fraction))

@@ -89,3 +89,20 @@ def test_half_written_checkpoint_is_never_picked(tmp_path, fixed_pairs):
     (ckpts / "ckpt-1.index").write_bytes(b"junk")
     with pytest.raises(ModelError, match="no readable checkpoint"):
         restore_latest(Trainer(TINY, TrainConfig()).checkpoint, ckpts)
+
+
+def test_linear_decay_of_a_step_bounded_run_starts_at_the_full_rate():
+    """--max_steps with --lr_policy linear: constant for the first half, then down to 0."""
+    from pix2pix.config import TrainConfig
+    from pix2pix.model.losses import learning_rate
+    from pix2pix.train import decay_steps
+
+    cfg = TrainConfig(max_steps=1000, lr_policy="linear")  # max_epochs 200, lr_decay_epochs 100
+    decay = decay_steps(cfg, total=1000, steps_per_epoch=400)
+    assert decay == 500
+    lr = [learning_rate(s, base=2e-4, policy="linear", total_steps=1000, decay_steps=decay)
+          for s in (0, 499, 750, 999)]
+    assert lr[0] == lr[1] == 2e-4
+    assert 0.9e-4 < lr[2] < 1.1e-4 and lr[3] < 1e-6
+    # An epoch-bounded run keeps the paper's schedule: the last lr_decay_epochs epochs.
+    assert decay_steps(TrainConfig(), total=200 * 400, steps_per_epoch=400) == 100 * 400
