@@ -185,7 +185,7 @@ class Bench:
             self.log("  torch is not installed: no PyTorch reference (pip install torch==2.13.0)")
         project_rates: dict[int, float] = {}
         for batch in (1, 4):
-            steps, warmup = ((2, 1) if self.quick else ((10, 2) if batch == 1 else (5, 1)))
+            steps, warmup = ((2, 1) if self.quick else ((8, 2) if batch == 1 else (4, 1)))
             results: dict[str, list[dict]] = {k: [] for k in impls}
             cmds: dict[str, int] = {}
             for _ in range(reps):
@@ -226,7 +226,7 @@ class Bench:
         data, what = self.training_folder()
         in_memory = self._cache.get("fig1") or {}
         for batch in (1, 4):
-            steps, warmup = (3, 1) if self.quick else ((30, 3) if batch == 1 else (8, 2))
+            steps, warmup = (3, 1) if self.quick else ((20, 3) if batch == 1 else (6, 2))
             out = self.tmp / f"train-b{batch}"
             shutil.rmtree(out, ignore_errors=True)
             r, _, rss, idx = self.child(
