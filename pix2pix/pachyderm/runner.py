@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from pix2pix.errors import JobError, Pix2PixError, SpecError, StoreError
+from pix2pix.errors import JobError, Pix2PixError, SpecError, StoreError, UsageError
 from pix2pix.pachyderm import datums as dm
 from pix2pix.pachyderm.executors import RunRequest, make_executor, stop, wait
 from pix2pix.pachyderm.info import DatumInfo, DatumInput, JobInfo, LogLine, PipelineInfo, Provenance
+from pix2pix.pachyderm.refs import clean_path
 from pix2pix.pachyderm.spec import input_names, pfs_inputs, spec_name, validate_spec
 from pix2pix.pachyderm.store import dumps, pid_start
 
@@ -83,7 +84,8 @@ class Runner:
         graph.update({spec_name(s): {p["repo"] for p in pfs_inputs(s["input"])} for _, s in checked})
         cycle = find_cycle(graph)
         if cycle:
-            raise SpecError(f"pipelines form a cycle: {' -> '.join(cycle)}; a pipeline cannot "
+            srcs = ", ".join(src for src, s in checked if spec_name(s) in cycle) or "pipelines"
+            raise SpecError(f"{srcs}: pipelines form a cycle: {' -> '.join(cycle)}; a pipeline cannot "
                             "read its own output, directly or through others")
         now = time.time()
         with self.store.tx() as c:
@@ -571,8 +573,9 @@ class _Job:
 
         Files already in place with the same content stay (the model of a cross is placed once
         per job, not once per datum); anything else in an input folder is removed, so the code
-        sees exactly this datum. As root, inputs are copies, since a read-only hard link into
-        the blob store would not stop root from writing through it."""
+        sees exactly this datum. Inputs are copies, never hard links into the blob store: the
+        code runs as the store's owner (who may chmod a read-only link and write through it)
+        or as root in a container, and either would change every commit holding that content."""
         shutil.rmtree(self.root / "out", ignore_errors=True)
         (self.root / "out").mkdir(parents=True)
         # An image may run its code as a non-root user: let it write its output.
@@ -581,7 +584,7 @@ class _Job:
         for m in d.matches:
             want.setdefault(m.name, {}).update({p.lstrip("/"): (h, s) for p, h, s in m.files})
         placed = self.slot.placed
-        link = os.geteuid() != 0
+        link = False
         for name, files in want.items():
             base = self.root / name
             if not files:
@@ -627,20 +630,38 @@ class _Job:
         return self.slot.proot
 
     def _collect(self) -> list[tuple[str, str, int]]:
+        """The datum's outputs: the files under /pfs/out. A symlink is followed only to a file
+        inside this job's /pfs (an input, another output), never to a host file: the engine
+        reads with its own rights, which a container's code does not have.
+
+        Raises:
+            JobError: an output name a repo path cannot hold, or a symlink leading outside /pfs.
+        """
         out_dir = self.root / "out"
+        pfs_root = self.root.resolve()
         outs = []
         for dirpath, _, files in os.walk(out_dir):
             for f in sorted(files):
                 host = Path(dirpath) / f
                 rel = host.relative_to(out_dir).as_posix()
-                if host.is_symlink() and os.readlink(host).startswith("/pfs/"):
-                    # `ln -s /pfs/<input>/x /pfs/out/x` (a common Pachyderm idiom) names the
-                    # code's view of /pfs, which only a container has: read it from our root.
-                    host = self.root / os.readlink(host)[len("/pfs/"):]
+                try:
+                    path = clean_path("/" + rel, what="output path")
+                except UsageError as e:
+                    raise JobError(f"/pfs/out/{rel}: {e}") from None
+                if host.is_symlink():
+                    target = os.readlink(host)
+                    if target.startswith("/pfs/"):
+                        # `ln -s /pfs/<input>/x /pfs/out/x` (a common Pachyderm idiom) names the
+                        # code's view of /pfs, which only a container has: read it from our root.
+                        host = self.root / target[len("/pfs/"):]
+                    host = host.resolve()
+                    if pfs_root not in host.parents:
+                        raise JobError(f"/pfs/out/{rel} is a symlink to {target}, outside /pfs; "
+                                       "refused (copy the file into /pfs/out instead)")
                 if not host.is_file():
                     continue  # sockets, broken links: nothing to version
                 digest, size = self.engine.blobs.put_file(host)
-                outs.append(("/" + rel, digest, size))
+                outs.append((path, digest, size))
         return sorted(outs)
 
     def _request(self, env: dict[str, str], log: Path, *, err: bool = False) -> RunRequest:
@@ -676,8 +697,13 @@ class _Job:
             text = self._as_pfs(log.read_text(errors="replace") if log.exists() else "")
             log_text += (f"--- try {attempt} of {self.tries} ---\n" if attempt > 1 else "") + text
             if rc in accept and not timed_out:
-                self._record(d, "success", self._collect(), tries=attempt, log=log_text,
-                             reason="", started=started)
+                try:
+                    outs = self._collect()
+                except JobError as e:  # an unsafe output: another try would make it again
+                    self._fail_datum(d, str(e), log_text, attempt, started)
+                    return
+                self._record(d, "success", outs, tries=attempt, log=log_text, reason="",
+                             started=started)
                 return
             reason = (f"timed out after {timeout:g}s (datumTimeout/jobTimeout)" if timed_out
                       else f"exit code {rc}")
@@ -730,7 +756,12 @@ class _Job:
             st["offset"] = size
             st["text"] += (f"--- try {st['try']} of {self.tries} ---\n" if st["try"] > 1 else "") + chunk
             if not error:
-                self._record(d, "success", self._collect(), tries=st["try"], log=st["text"],
+                try:
+                    outs = self._collect()
+                except JobError as e:  # an unsafe output: another try would make it again
+                    self._fail_datum(d, str(e), st["text"], st["try"], st["started"])
+                    return False
+                self._record(d, "success", outs, tries=st["try"], log=st["text"],
                              started=st["started"], reason="")
                 return False
             if st["try"] < self.tries:
