@@ -358,18 +358,21 @@ def get_file_cmd(source: str, out: Path | None, recursive: bool, state_dir: Path
 
 def get_tree(eng, repo: str, ref: str | None, path: str, out: Path) -> int:
     """Write every file under repo path ``path`` into folder ``out``, keeping relative paths.
-    Refuses any target that would resolve outside ``out``."""
+    Refuses, before writing anything, when any target would resolve outside ``out`` (e.g.
+    through a symlink already in it)."""
     root = out.resolve()
     prefix = clean_path(path).rstrip("/") + "/"
-    n = 0
+    plan = []
     for f in eng.walk_files(repo, ref, path):
         rel = f.path[len(prefix):] if f.path.startswith(prefix) else Path(f.path).name
         target = (root / rel).resolve()
         if root != target and root not in target.parents:
-            raise UsageError(f"{f.path}: would be written outside {out}; refused")
+            raise UsageError(f"{f.path}: would be written outside {out}; refused, nothing "
+                             "was written")
+        plan.append((target, f))
+    for target, f in plan:
         _write_atomic(target, eng.get_file_stream(repo, f.commit, f.path))
-        n += 1
-    return n
+    return len(plan)
 
 
 def _write_atomic(path: Path, chunks) -> None:
