@@ -168,6 +168,10 @@ def write_image(path: Path, image: np.ndarray, fmt: str = "png", *, fast: bool =
     try:
         Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=FORMATS[fmt], **extra)
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        # Pillow writes through a file object, so a full disk names no file: name the output.
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -40,7 +40,7 @@ def compile_glob(pattern: str) -> re.Pattern:
     """
     try:
         return re.compile(_translate(normalize(pattern)))
-    except GlobError as e:
+    except (GlobError, re.error) as e:  # re.error: e.g. a reversed range "[z-a]"
         raise SpecError(f"{pattern!r} is not a valid glob ({e})") from None
 
 
