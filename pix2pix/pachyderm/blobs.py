@@ -2,8 +2,8 @@
 
 A blob is written to a temp file in ``blobs/tmp``, fsynced, then renamed into place, so a crash
 leaves at most a stray temp file (removed by :meth:`BlobStore.clean_tmp`), never a half blob under
-a real name. Equal content is stored once. Blobs are made read-only because the process executor
-hard-links them into a job's /pfs folder.
+a real name. Equal content is stored once. Blobs are made read-only against accidental writes; jobs get
+copies, never links to them.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
 The job's pfs folder on the host plays Pachyderm's ``/pfs``::
 
-    <root>/<input name>/<repo path>   the datum's input files (hard links into the blob store)
+    <root>/<input name>/<repo path>   the datum's input files (copies of their blobs)
     <root>/out/                       empty before each datum; whatever is here afterwards is the
                                       datum's output
     <root>/.env                       the datum's env (what python_pachyderm's batch_datum loads)
