@@ -76,6 +76,13 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
             return Abort(grpc.StatusCode.NOT_FOUND, f"file {path} not found in repo {repo} at commit {commit_id}")
         return err
 
+    def _inspect(self, repo: str, commit_id: str, path: str):
+        """The engine's FileInfo, or pachd's NOT_FOUND for a missing path."""
+        try:
+            return self.eng.inspect_file(repo, commit_id, path)
+        except StoreError as e:
+            raise self._file_not_found(repo, commit_id, path, e) from None
+
     # -- repos ---------------------------------------------------------------------------------
     def CreateRepo(self, request, context):
         self.eng.create_repo(_repo_name(request.repo), description=request.description,
@@ -301,10 +308,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     def InspectFile(self, request, context):
         repo, cid, path = self._file(request.file)
-        try:
-            return self._info(self.eng.inspect_file(repo, cid, path), request.file.commit.branch.name)
-        except StoreError as e:
-            raise self._file_not_found(repo, cid, path, e) from None
+        return self._info(self._inspect(repo, cid, path), request.file.commit.branch.name)
 
     def ListFile(self, request, context):
         repo, cid, path = self._file(request.file)
@@ -322,10 +326,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
     def WalkFile(self, request, context):
         """The folder itself, then every folder and file under it (pachd's order: depth first)."""
         repo, cid, path = self._file(request.file)
-        try:
-            top = self.eng.inspect_file(repo, cid, path)
-        except StoreError as e:
-            raise self._file_not_found(repo, cid, path, e) from None
+        top = self._inspect(repo, cid, path)
         branch = request.file.commit.branch.name
         if top.type == "file":
             yield self._info(top, branch)
@@ -380,10 +381,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
     def GetFileTAR(self, request, context):
         """A tar of the file, or of the folder and everything under it (paths relative to the root)."""
         repo, cid, path = self._file(request.file)
-        try:
-            top = self.eng.inspect_file(repo, cid, path)
-        except StoreError as e:
-            raise self._file_not_found(repo, cid, path, e) from None
+        top = self._inspect(repo, cid, path)
         files = [top] if top.type == "file" else self.eng.walk_files(repo, cid, path)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buf:
             with tarfile.open(fileobj=buf, mode="w|", format=tarfile.PAX_FORMAT) as tar:
