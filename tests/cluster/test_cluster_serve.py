@@ -17,6 +17,25 @@ import python_pachyderm
 HERE = Path(__file__).resolve().parent
 
 
+
+def _serve(port: int, tmp_path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pix2pix", "local", "serve", "--port", str(port),
+                             "--state", str(tmp_path / "state")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+
+
+def _when_up(proc: subprocess.Popen, call) -> None:
+    """Retry ``call`` while the server process imports and binds (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            call()
+            return
+        except (grpc.RpcError, ConnectionError):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.2)
+
 def _env() -> dict:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -52,20 +71,10 @@ def _free_port() -> int:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_local_serve_command_serves_and_stops_on_signal(tmp_path, sig):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "local", "serve", "--port", str(port),
-                             "--state", str(tmp_path / "state")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    proc = _serve(port, tmp_path)
     try:
         client = python_pachyderm.Client(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 60
-        while True:  # the process needs a moment to import and bind
-            try:
-                client.create_repo("images")
-                break
-            except (grpc.RpcError, ConnectionError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        _when_up(proc, lambda: client.create_repo("images"))
         assert [r.repo.name for r in client.list_repo()] == ["images"]
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
@@ -94,20 +103,10 @@ def test_sigterm_during_a_job_stops_its_transform_and_records_it_killed(tmp_path
     from pix2pix.pachyderm.engine import Engine
 
     port, marker = _free_port(), tmp_path / "transform.pid"
-    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "local", "serve", "--port", str(port),
-                             "--state", str(tmp_path / "state")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    proc = _serve(port, tmp_path)
     try:
         client = python_pachyderm.Client(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client.create_repo("training")
-                break
-            except (grpc.RpcError, ConnectionError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        _when_up(proc, lambda: client.create_repo("training"))
         code = f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); time.sleep(120)"
         client.create_pipeline("sleepy", transform=python_pachyderm.service.pps_proto.Transform(
                                    cmd=["python3", "-c", code]),

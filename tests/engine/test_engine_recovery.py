@@ -14,6 +14,21 @@ from pix2pix.pachyderm.engine import Engine
 from engine_testlib import REPO_ROOT, bash_spec, pfs
 
 
+def _put_during_a_job(state: Path, src: Path, *, stderr) -> tuple[subprocess.Popen, int]:
+    """Start `pix2pix put file` of ``src`` into ``in`` and wait for the job's transform to start;
+    returns the command's process and the transform's pid."""
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "in@master:/a.txt",
+                             "-f", str(src)], cwd=REPO_ROOT, env=dict(os.environ, PIX2PIX_STATE=str(state)),
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.time() + 60
+    pid_files = []
+    while time.time() < deadline and not pid_files:
+        pid_files = list((state / "jobs").glob("slow-*/*/child.pid")) if (state / "jobs").exists() else []
+        time.sleep(0.05)
+    assert pid_files, "the job never started"
+    return proc, int(pid_files[0].read_text())
+
+
 def test_sigkill_during_a_job_is_recovered(state: Path, tmp_path: Path):
     eng = Engine(state)
     eng.create_repo("in")
@@ -23,16 +38,7 @@ def test_sigkill_during_a_job_is_recovered(state: Path, tmp_path: Path):
                                                      'cp /pfs/in/* /pfs/out/'))
     src = tmp_path / "a.txt"
     src.write_text("payload")
-    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "in@master:/a.txt",
-                             "-f", str(src)], cwd=REPO_ROOT, env=dict(os.environ, PIX2PIX_STATE=str(state)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    pid_files = []
-    while time.time() < deadline and not pid_files:
-        pid_files = list((state / "jobs").glob("slow-*/*/child.pid")) if (state / "jobs").exists() else []
-        time.sleep(0.05)
-    assert pid_files, "the job never started"
-    child = int(pid_files[0].read_text())
+    proc, child = _put_during_a_job(state, src, stderr=subprocess.DEVNULL)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -63,16 +69,7 @@ def test_ctrl_c_during_a_job_stops_the_code_and_keeps_the_trigger(state: Path, t
     eng.create_pipeline(bash_spec("slow", pfs("in"), "sleep 60"))
     src = tmp_path / "a.txt"
     src.write_text("x")
-    proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "in@master:/a.txt",
-                             "-f", str(src)], cwd=REPO_ROOT, env=dict(os.environ, PIX2PIX_STATE=str(state)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    pid_files = []
-    while time.time() < deadline and not pid_files:
-        pid_files = list((state / "jobs").glob("slow-*/*/child.pid")) if (state / "jobs").exists() else []
-        time.sleep(0.05)
-    assert pid_files
-    child = int(pid_files[0].read_text())
+    proc, child = _put_during_a_job(state, src, stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and b"Traceback" not in err
