@@ -114,6 +114,7 @@ def test_sigterm_during_a_job_stops_its_transform_and_records_it_killed(tmp_path
                                    pfs=python_pachyderm.service.pps_proto.PFSInput(repo="training", glob="/")))
         with client.commit("training", "master") as c:
             client.put_file_bytes(c, "/a", b"a")
+        deadline = time.monotonic() + 60
         while not marker.exists() or not marker.read_text():
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
