@@ -49,8 +49,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--ngf", type=int, default=64)
+    ap.add_argument("--precision", default="auto", help="the train option (auto: the default)")
     a = ap.parse_args()
-    trainer = Trainer(ModelConfig(ngf=a.ngf, ndf=a.ngf), TrainConfig())
+    trainer = Trainer(ModelConfig(ngf=a.ngf, ndf=a.ngf), TrainConfig(precision=a.precision))
     x = tf.random.uniform([a.batch, 256, 256, 3], -1, 1)
     y = tf.random.uniform([a.batch, 256, 256, 3], -1, 1)
     lr = tf.constant(2e-4)
@@ -71,6 +72,7 @@ def main() -> None:
     out.numpy()
     generate = a.steps * a.batch / (time.perf_counter() - t)
     print(json.dumps({"impl": "pix2pix-pachyderm", "tensorflow": tf.__version__, "batch": a.batch,
+                      "precision": trainer.dtype,
                       "train_img_per_s": round(train, 3), "generate_img_per_s": round(generate, 3),
                       **train_gflop_per_image(trainer)}))
 

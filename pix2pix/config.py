@@ -70,7 +70,8 @@ class TrainConfig:
     l1_weight: float = _f(100.0, "Weight of the L1 term in the generator loss (lambda).")
     gan_weight: float = _f(1.0, "Weight of the GAN term in the generator loss.")
     lr_policy: Literal["constant", "linear"] = _f(
-        "constant", "Learning rate policy: constant, or linear decay to 0 over the last lr_decay_epochs.")
+        "linear", "Learning rate policy: linear (constant, then linear decay to 0 over the last "
+        "lr_decay_epochs; junyanz's default), or constant.")
     lr_decay_epochs: int = _f(100, "Epochs of linear decay at the end (lr_policy linear).")
     clip_grad: float | None = _f(None, "Clip gradients to this global norm (off by default).")
     seed: int | None = _f(None, "Random seed for weights, shuffling and jitter.")
@@ -81,6 +82,10 @@ class TrainConfig:
     test_stats: Literal["image", "running"] = _f(
         "image", "Batch-norm statistics at inference: image (each image's own, as training at "
         "batch size 1 sees them; the paper's choice) or running (moving averages).")
+    precision: Literal["auto", "float32", "mixed_bfloat16"] = _f(
+        "auto", "Training arithmetic: auto (mixed_bfloat16 on a CPU with native bfloat16, "
+        "about 1.4-1.6x faster; float32 elsewhere), float32, or mixed_bfloat16 (float32 "
+        "weights, bfloat16 compute). Inference is always float32.")
     jit_compile: bool = _f(False, "Compile the train step with XLA.")
 
 

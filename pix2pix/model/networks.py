@@ -3,6 +3,11 @@ discriminator, plus the two small layers they need (normalisation and switchable
 
 Shape comments are for the defaults: a 256x256 input, ngf = ndf = 64, batch ``bs``.
 Weights are drawn from N(0, 0.02), norm scales from N(1, 0.02), as in the paper's code.
+
+``dtype`` is a Keras dtype policy for every layer: "float32", or "mixed_bfloat16" (float32
+weights, bfloat16 arithmetic; see pix2pix.model.precision). Both builds have the same layers and
+variables, so a checkpoint written by one restores into the other; the networks take float32
+inputs and always return float32.
 """
 from __future__ import annotations
 
@@ -31,13 +36,15 @@ class BatchNorm(layers.Layer):
 
     def build(self, input_shape):
         c = input_shape[-1]
-        self.gamma = self.add_weight(shape=(c,), name="gamma",
+        # autocast=False: under mixed_bfloat16 the fused kernel takes bfloat16 activations with
+        # float32 scale, offset and statistics (and computes the statistics in float32).
+        self.gamma = self.add_weight(shape=(c,), name="gamma", autocast=False,
                                      initializer=keras.initializers.RandomNormal(1.0, 0.02))
-        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta", autocast=False)
         self.moving_mean = self.add_weight(shape=(c,), initializer="zeros", trainable=False,
-                                           name="moving_mean")
+                                           name="moving_mean", autocast=False)
         self.moving_var = self.add_weight(shape=(c,), initializer="ones", trainable=False,
-                                          name="moving_var")
+                                          name="moving_var", autocast=False)
 
     def call(self, x, training=False):
         if training:
@@ -69,8 +76,8 @@ class InstanceNorm(layers.Layer):
 
     def build(self, input_shape):
         c = input_shape[-1]
-        self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta")
+        self.gamma = self.add_weight(shape=(c,), initializer="ones", name="gamma", autocast=False)
+        self.beta = self.add_weight(shape=(c,), initializer="zeros", name="beta", autocast=False)
 
     def call(self, x, training=False):
         return _instance_normalize(x, self.gamma, self.beta, self.epsilon)
@@ -80,8 +87,11 @@ class InstanceNorm(layers.Layer):
 
 
 def _instance_normalize(x, gamma, beta, epsilon):
+    """Per image and channel; the statistics in float32 whatever the activations' dtype."""
+    dtype = x.dtype
+    x = tf.cast(x, tf.float32)
     mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-    return (x - mean) * tf.math.rsqrt(var + epsilon) * gamma + beta
+    return tf.cast((x - mean) * tf.math.rsqrt(var + epsilon) * gamma + beta, dtype)
 
 
 class Dropout(layers.Dropout):
@@ -106,41 +116,48 @@ class LeakyReLU(layers.Layer):
         return tf.maximum(x, 0.2 * x)
 
 
-def _norm(kind: str, name: str, test_stats: str) -> layers.Layer:
+def _norm(kind: str, name: str, test_stats: str, dtype: str) -> layers.Layer:
     if kind == "instance":
-        return InstanceNorm(name=name)
-    return BatchNorm(test_stats=test_stats, name=name)
+        return InstanceNorm(name=name, dtype=dtype)
+    return BatchNorm(test_stats=test_stats, name=name, dtype=dtype)
 
 
-def _down(x, filters: int, *, norm: str | None, name: str, test_stats: str = "image"):
+def _down(x, filters: int, *, norm: str | None, name: str, test_stats: str = "image",
+          dtype: str = "float32"):
     """Ck: 4x4 conv stride 2 -> norm -> LeakyReLU(0.2). No bias before a norm (it cancels)."""
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm is None,
-                      kernel_initializer=INIT, name=f"{name}_conv")(x)
+                      kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
     if norm is not None:
-        x = _norm(norm, f"{name}_norm", test_stats)(x)
-    return LeakyReLU(name=f"{name}_lrelu")(x)
+        x = _norm(norm, f"{name}_norm", test_stats, dtype)(x)
+    return LeakyReLU(name=f"{name}_lrelu", dtype=dtype)(x)
 
 
 def _up(x, skip, filters: int, *, norm: str, dropout: bool, test_dropout: bool, name: str,
-        test_stats: str):
+        test_stats: str, dtype: str):
     """(C|CD)k: 4x4 transposed conv stride 2 -> norm -> [dropout 0.5] -> ReLU -> concat skip."""
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=INIT, name=f"{name}_conv")(x)
-    x = _norm(norm, f"{name}_norm", test_stats)(x)
+                               kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
+    x = _norm(norm, f"{name}_norm", test_stats, dtype)(x)
     if dropout:
-        x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout")(x)
-    x = layers.ReLU(name=f"{name}_relu")(x)
-    return layers.Concatenate(name=f"{name}_skip")([x, skip])
+        x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout", dtype=dtype)(x)
+    x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+    return layers.Concatenate(name=f"{name}_skip", dtype=dtype)([x, skip])
+
+
+def _float32(x, name: str):
+    """The network's output in float32 (a no-op in a float32 build)."""
+    return layers.Activation("linear", dtype="float32", name=name)(x)
 
 
 def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
-                   test_stats: str = "image") -> keras.Model:
+                   test_stats: str = "image", dtype: str = "float32") -> keras.Model:
     """U-Net: unet_256 has 8 encoder levels (1x1 bottleneck at 256), unet_128 has 7.
 
     Args:
         cfg: architecture (generator, ngf, norm, channels, crop_size).
         test_dropout: keep dropout on at inference.
         test_stats: batch-norm statistics at inference, "image" or "running" (see BatchNorm).
+        dtype: Keras dtype policy of the layers, "float32" or "mixed_bfloat16".
     """
     f, n = cfg.ngf, cfg.norm
     levels = {"unet_256": 8, "unet_128": 7}[cfg.generator]
@@ -174,14 +191,16 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
     inputs = keras.Input((s, s, cfg.input_nc), name="input")  # (bs, 256, 256, 3)
     x, skips = inputs, []
     for i, (filters, norm) in enumerate(encoder):
-        x = _down(x, filters, norm=norm, name=f"down{i + 1}", test_stats=test_stats)
+        x = _down(x, filters, norm=norm, name=f"down{i + 1}", test_stats=test_stats,
+                  dtype=dtype)
         skips.append(x)
     for i, ((filters, dropout), skip) in enumerate(zip(decoder, reversed(skips[:-1]))):
         x = _up(x, skip, filters, norm=n, dropout=dropout, test_dropout=test_dropout,
-                name=f"up{i + 1}", test_stats=test_stats)
+                name=f"up{i + 1}", test_stats=test_stats, dtype=dtype)
     x = layers.Conv2DTranspose(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=INIT, name="output")(x)  # (bs, 256, 256, 3)
-    return keras.Model(inputs, x, name=cfg.generator)
+                               kernel_initializer=INIT, name="output",
+                               dtype=dtype)(x)  # (bs, 256, 256, 3)
+    return keras.Model(inputs, _float32(x, "output_float32"), name=cfg.generator)
 
 
 # n_layers of stride-2 convs per receptive field, after junyanz's NLayerDiscriminator;
@@ -189,7 +208,8 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
 _PATCH_LAYERS = {16: 1, 70: 3, 286: 5}
 
 
-def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running") -> keras.Model:
+def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
+                        dtype: str = "float32") -> keras.Model:
     """Conditional PatchGAN: classifies each receptive-field patch of concat(input, target).
 
     Receptive field 70 (default) on 256: C64-C128-C256 at stride 2, C512 at stride 1, then a
@@ -198,25 +218,30 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running") -> ker
     f, n, s = cfg.ndf, cfg.norm, cfg.crop_size
     a = keras.Input((s, s, cfg.input_nc), name="input")    # (bs, 256, 256, 3)
     b = keras.Input((s, s, cfg.output_nc), name="target")  # (bs, 256, 256, 3)
-    x = layers.Concatenate(name="pair")([a, b])             # (bs, 256, 256, 6)
+    x = layers.Concatenate(name="pair", dtype=dtype)([a, b])  # (bs, 256, 256, 6)
     if cfg.netd_receptive_field == 1:
-        x = layers.Conv2D(f, 1, kernel_initializer=INIT, name="pix1_conv")(x)  # (bs, 256, 256, 64)
-        x = LeakyReLU(name="pix1_lrelu")(x)
+        x = layers.Conv2D(f, 1, kernel_initializer=INIT, name="pix1_conv",
+                          dtype=dtype)(x)                                      # (bs, 256, 256, 64)
+        x = LeakyReLU(name="pix1_lrelu", dtype=dtype)(x)
         x = layers.Conv2D(f * 2, 1, use_bias=False, kernel_initializer=INIT,
-                          name="pix2_conv")(x)                                 # (bs, 256, 256, 128)
-        x = _norm(n, "pix2_norm", test_stats)(x)
-        x = LeakyReLU(name="pix2_lrelu")(x)
-        x = layers.Conv2D(1, 1, kernel_initializer=INIT, name="logits")(x)     # (bs, 256, 256, 1)
-        return keras.Model([a, b], x, name="pixelgan")
+                          name="pix2_conv", dtype=dtype)(x)                    # (bs, 256, 256, 128)
+        x = _norm(n, "pix2_norm", test_stats, dtype)(x)
+        x = LeakyReLU(name="pix2_lrelu", dtype=dtype)(x)
+        x = layers.Conv2D(1, 1, kernel_initializer=INIT, name="logits",
+                          dtype=dtype)(x)                                      # (bs, 256, 256, 1)
+        return keras.Model([a, b], _float32(x, "logits_float32"), name="pixelgan")
     n_layers = _PATCH_LAYERS[cfg.netd_receptive_field]
-    x = _down(x, f, norm=None, name="d1")                  # (bs, 128, 128, 64)
+    x = _down(x, f, norm=None, name="d1", dtype=dtype)     # (bs, 128, 128, 64)
     for i in range(1, n_layers):                           # (bs, 64, 64, 128), (bs, 32, 32, 256)
-        x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats)
-    x = layers.ZeroPadding2D(1, name="pad1")(x)            # (bs, 34, 34, 256)
+        x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats,
+                  dtype=dtype)
+    x = layers.ZeroPadding2D(1, name="pad1", dtype=dtype)(x)  # (bs, 34, 34, 256)
     x = layers.Conv2D(f * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=INIT,
-                      name="s1_conv")(x)                   # (bs, 31, 31, 512)
-    x = _norm(n, "s1_norm", test_stats)(x)
-    x = LeakyReLU(name="s1_lrelu")(x)
-    x = layers.ZeroPadding2D(1, name="pad2")(x)            # (bs, 33, 33, 512)
-    x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="logits")(x)  # (bs, 30, 30, 1)
-    return keras.Model([a, b], x, name=f"patchgan_{cfg.netd_receptive_field}")
+                      name="s1_conv", dtype=dtype)(x)      # (bs, 31, 31, 512)
+    x = _norm(n, "s1_norm", test_stats, dtype)(x)
+    x = LeakyReLU(name="s1_lrelu", dtype=dtype)(x)
+    x = layers.ZeroPadding2D(1, name="pad2", dtype=dtype)(x)  # (bs, 33, 33, 512)
+    x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="logits",
+                      dtype=dtype)(x)                      # (bs, 30, 30, 1)
+    return keras.Model([a, b], _float32(x, "logits_float32"),
+                       name=f"patchgan_{cfg.netd_receptive_field}")

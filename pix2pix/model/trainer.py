@@ -22,6 +22,7 @@ from pix2pix.errors import ModelError
 from pix2pix.model.losses import clip_gradients, discriminator_loss, generator_loss
 from pix2pix.model.networks import patch_discriminator, unet_generator
 from pix2pix.model.optim import Adam
+from pix2pix.model.precision import resolve as resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class Trainer:
 
     def __init__(self, model: ModelConfig, train: TrainConfig):
         self.model_cfg, self.cfg = model, train
-        self.generator = unet_generator(model, test_stats=train.test_stats)
-        self.discriminator = patch_discriminator(model)
+        self.dtype = resolve_precision(train.precision)
+        self.generator = unet_generator(model, test_stats=train.test_stats, dtype=self.dtype)
+        self.discriminator = patch_discriminator(model, dtype=self.dtype)
         self.g_opt = Adam(self.generator.trainable_variables, lr=train.lr, beta1=train.beta1,
                           name="g_adam")
         self.d_opt = Adam(self.discriminator.trainable_variables, lr=train.lr,

@@ -23,11 +23,13 @@ def fixed_pairs(tmp_path_factory):
     return tf.constant(ab[:, :, :128]), tf.constant(ab[:, :, 128:])
 
 
-def test_overfits_four_pairs(fixed_pairs):
-    """A broken loss, gradient or optimiser leaves L1 near its initial ~0.5."""
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_overfits_four_pairs(fixed_pairs, precision):
+    """A broken loss, gradient or optimiser leaves L1 near its initial ~0.5; in either
+    precision (bfloat16 runs emulated, slower, on a CPU without it, but runs)."""
     a, b = fixed_pairs
     tf.keras.utils.set_random_seed(0)
-    t = Trainer(TINY, TrainConfig(lr=1e-3))
+    t = Trainer(TINY, TrainConfig(lr=1e-3, precision=precision))
     l1 = lambda: float(tf.reduce_mean(tf.abs(t.generator(a, training=False) - b)))  # noqa: E731
     before = l1()
     for s in range(200):
