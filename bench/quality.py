@@ -86,13 +86,13 @@ def project_configs(overrides: dict[str, Any], *, crop_size: int):
     return model, train
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+def parse_overrides(items: Sequence[str], flag: str = "--project") -> dict[str, str]:
     from pix2pix.errors import UsageError
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--project {item!r}: expected KEY=VALUE, e.g. norm=instance")
+            raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. norm=instance")
         out[key.strip()] = value.strip()
     return out
 
@@ -108,71 +108,89 @@ def _smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def train_both(*, seed: int, steps: int, batches, project_model, project_train, reference,
-               log: Callable[[str], None]):
-    """Train a fresh project model and a fresh reference model on the same batches.
+def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], reference,
+                 log: Callable[[str], None]):
+    """Train fresh project models and a fresh reference model on the same batches.
+
+    Args:
+        projects: {"project": (ModelConfig, TrainConfig)} and optionally {"baseline": (...)},
+            a second project model with other options (an ablation), trained on the same batches.
 
     Returns:
-        (project Trainer, reference generator, losses: {"project": {...}, "reference": {...}},
-         seconds: {"project": s, "reference": s}).
+        (project Trainers by key, reference generator, losses by key ("reference" too),
+         train seconds by key).
     """
     import tensorflow as tf
 
     from pix2pix.model.losses import learning_rate
     from pix2pix.model.trainer import Trainer
 
-    # Same seed for both sets of initial weights (and dropout masks): each build starts from it.
-    tf.keras.utils.set_random_seed(seed)
-    project = Trainer(project_model, project_train)
+    # Same seed for every set of initial weights (and dropout masks): each build starts from it.
+    trainers = {}
+    for key, (model_cfg, train_cfg) in projects.items():
+        tf.keras.utils.set_random_seed(seed)
+        trainers[key] = Trainer(model_cfg, train_cfg)
+        log(f"{key}: precision {trainers[key].dtype}, lr_policy {train_cfg.lr_policy}")
     tf.keras.utils.set_random_seed(seed)
     ref_g, _ref_d, ref_step = reference.make_trainer()
 
-    # The paper's schedule (decay over the last 100 of 200 epochs) scaled to the run's length,
-    # so a short run with lr_policy=linear decays over its last half rather than never starting.
-    t = project_train
-    fraction = (t.lr_decay_epochs / t.max_epochs) if t.max_epochs else 0.5
-    decay = int(round(steps * min(1.0, fraction)))
+    def decay(t) -> int:
+        # The paper's schedule (decay over the last 100 of 200 epochs) scaled to the run's
+        # length, so a short run with lr_policy=linear decays over its last half.
+        fraction = (t.lr_decay_epochs / t.max_epochs) if t.max_epochs else 0.5
+        return int(round(steps * min(1.0, fraction)))
 
     keys = ("g_gan", "g_l1", "g_total", "d_loss")
-    losses = {"project": {k: [] for k in keys}, "reference": {"g_total": [], "d_loss": []}}
+    losses = {k: {name: [] for name in keys} for k in trainers}
+    losses["reference"] = {"g_total": [], "d_loss": []}
     pending: list = []  # device tensors, read back in bulk so every step is not a sync point
-    seconds = {"project": 0.0, "reference": 0.0}
+    seconds = {k: 0.0 for k in losses}
     t_log = time.perf_counter()
     it = iter(batches)
     for step in range(steps):
         inp, tar, _name = next(it)
-        lr = learning_rate(step, base=t.lr, policy=t.lr_policy, total_steps=steps,
-                           decay_steps=decay)
+        row = {}
+        for key, trainer in trainers.items():
+            t = trainer.cfg
+            lr = learning_rate(step, base=t.lr, policy=t.lr_policy, total_steps=steps,
+                               decay_steps=decay(t))
+            t0 = time.perf_counter()
+            p, _fake = trainer.train_step(inp, tar, tf.constant(lr, tf.float32))
+            row[key] = {k: p[k] for k in keys}
+            row[key]["g_l1"].numpy()
+            seconds[key] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        p, _fake = project.train_step(inp, tar, tf.constant(lr, tf.float32))
-        p = {k: p[k] for k in keys}
-        p["g_l1"].numpy()
-        t1 = time.perf_counter()
         gl, dl = ref_step(inp, tar)
         dl.numpy()
-        t2 = time.perf_counter()
-        seconds["project"] += t1 - t0
-        seconds["reference"] += t2 - t1
-        pending.append((p, gl, dl))
+        seconds["reference"] += time.perf_counter() - t0
+        row["reference"] = {"g_total": gl, "d_loss": dl}
+        pending.append(row)
         due = time.perf_counter() - t_log > 60 or step in (0, steps - 1)
         if len(pending) >= 50 or due:
-            for p, gl, dl in pending:
-                for k in keys:
-                    losses["project"][k].append(float(p[k]))
-                losses["reference"]["g_total"].append(float(gl))
-                losses["reference"]["d_loss"].append(float(dl))
+            for row in pending:
+                for key, values in row.items():
+                    for name, v in values.items():
+                        losses[key][name].append(float(v))
             pending.clear()
         if due:
             t_log = time.perf_counter()
-            pr, rr = losses["project"], losses["reference"]
-            per = {k: v / (step + 1) for k, v in seconds.items()}
-            msg = (f"seed {seed} step {step + 1}/{steps}  project {per['project']:.2f} s/step, "
-                   f"reference {per['reference']:.2f} s/step")
-            if pr["g_l1"]:
-                msg += (f"  project g_l1 {np.mean(pr['g_l1'][-50:]):.3f}"
-                        f"  reference g_total {np.mean(rr['g_total'][-50:]):.2f}")
+            per = "  ".join(f"{k} {v / (step + 1):.2f}" for k, v in seconds.items())
+            msg = f"seed {seed} step {step + 1}/{steps}  s/step: {per}"
+            if losses["project"]["g_l1"]:
+                msg += (f"  project g_l1 {np.mean(losses['project']['g_l1'][-50:]):.3f}"
+                        f"  reference g_total {np.mean(losses['reference']['g_total'][-50:]):.2f}")
             log(msg)
-    return project, ref_g, losses, seconds
+    return trainers, ref_g, losses, seconds
+
+
+def float32_generator(trainer):
+    """The trainer's generator rebuilt in float32 with its weights: what test, export and
+    generate run, whatever precision training used."""
+    from pix2pix.model.networks import unet_generator
+    g = unet_generator(trainer.model_cfg, test_stats=trainer.cfg.test_stats,
+                       test_dropout=trainer.cfg.test_dropout, dtype="float32")
+    g.set_weights(trainer.generator.get_weights())
+    return g
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -220,13 +238,19 @@ def plot_losses(losses: dict, path: Path, *, seed: int, smooth: int) -> None:
     import matplotlib.pyplot as plt
 
     p, r = losses["project"], losses["reference"]
+    b = losses.get("baseline")
     steps = np.arange(1, len(r["g_total"]) + 1)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     ax[0].plot(steps, _smooth(p["g_total"], smooth), label="project")
     ax[0].plot(steps, _smooth(r["g_total"], smooth), label="reference")
+    if b:
+        ax[0].plot(steps, _smooth(b["g_total"], smooth), label="project baseline", alpha=0.7)
     ax[0].set_title("generator: GAN + 100·L1 ([-1,1] scale)")
     ax[1].plot(steps, _smooth(2 * np.asarray(p["d_loss"]), smooth), label="project (×2)")
     ax[1].plot(steps, _smooth(r["d_loss"], smooth), label="reference")
+    if b:
+        ax[1].plot(steps, _smooth(2 * np.asarray(b["d_loss"]), smooth),
+                   label="project baseline (×2)", alpha=0.7)
     ax[1].set_title("discriminator: BCE(real) + BCE(fake)")
     ax[2].plot(steps, _smooth(p["g_l1"], smooth), label="L1 (left axis)")
     twin = ax[2].twinx()
@@ -253,7 +277,11 @@ def _fmt(s: dict, key: str) -> str:
 
 
 def write_html(out: Path, result: dict) -> Path:
-    rows = [("project", "project"), ("reference", "reference (training=False)"),
+    base = result.get("baseline_options")
+    rows = [("project", "project (defaults" + (", " + result["project_overrides"]
+                                               if result.get("project_overrides") else "") + ")"),
+            ("baseline", f"project baseline ({base})"),
+            ("reference", "reference (training=False)"),
             ("reference_training_mode", "reference, training=True (tutorial's generate_images)")]
     table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th></tr>"]
     for key, label in rows:
@@ -271,8 +299,8 @@ def write_html(out: Path, result: dict) -> Path:
             for s in run["samples"])
         sections.append(
             f"<h2>seed {run['seed']}</h2>"
-            f"<p>train seconds: project {run['train_seconds']['project']:.0f}, "
-            f"reference {run['train_seconds']['reference']:.0f}</p>"
+            "<p>train seconds: " + ", ".join(f"{k} {v:.0f}"
+                                             for k, v in run["train_seconds"].items()) + "</p>"
             f'<img src="{html.escape(run["loss_plot"])}" width="100%">'
             "<table><tr><th>name</th><th>input</th><th>project</th><th>reference</th>"
             f"<th>target</th></tr>{imgs}</table>")
@@ -328,6 +356,7 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
          load_size: int = 286, crop_size: int = 256, preprocess: str = "resize_and_crop",
          no_flip: bool = False, max_test: int | None = None, samples: int = 8,
          eval_batch: int = 8, project: dict[str, Any] | None = None,
+         baseline: dict[str, Any] | None = None,
          reference_training_mode: bool = True, smooth: int = 50, threads: int = 0,
          command: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Train both models per seed on ``data/train``, score them on ``data/test``, write the report.
@@ -339,6 +368,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         steps: training steps per model and seed (ignored when ``epochs`` is given).
         epochs: train this many passes over train/ instead.
         project: project ModelConfig/TrainConfig overrides, e.g. {"norm": "instance"}.
+        baseline: train a second project model, with these overrides on top of ``project``
+            (e.g. {"lr_policy": "constant"}: the old default), on the same batches.
         max_test: score only the first N test pairs (name order); None: all.
         reference_training_mode: also score the reference at training=True (tutorial mode).
         threads: TensorFlow intra/inter-op threads (0: TensorFlow's default).
@@ -372,6 +403,10 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
             raise UsageError(f"--{name} {value}: must be at least 1")
     ref_module = load_reference(reference)
     project_model, project_train = project_configs(dict(project or {}), crop_size=crop_size)
+    projects = {"project": (project_model, project_train)}
+    if baseline:
+        projects["baseline"] = project_configs({**(project or {}), **baseline},
+                                               crop_size=crop_size)
     data_cfg = DataConfig(direction=direction, load_size=load_size, preprocess=preprocess,
                           no_flip=no_flip)
 
@@ -391,13 +426,15 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                                          repeat=True)
         run_steps = steps if epochs is None else max(1, int(round(epochs * n_train / batch_size)))
         log(f"seed {seed}: {n_train} train pairs, {run_steps} steps of batch {batch_size}")
-        trainer, ref_g, losses, seconds = train_both(
-            seed=seed, steps=run_steps, batches=train_ds, project_model=project_model,
-            project_train=project_train, reference=ref_module, log=log)
+        trainers, ref_g, losses, seconds = train_models(
+            seed=seed, steps=run_steps, batches=train_ds, projects=projects,
+            reference=ref_module, log=log)
 
         scored = {}
-        gen = {"project": lambda: generate(trainer.generator, test_ds),
-               "reference": lambda: generate(ref_g, test_ds)}
+        # Project models are scored as users get them: float32 networks with the trained weights.
+        gen = {key: (lambda t=t: generate(float32_generator(t), test_ds))
+               for key, t in trainers.items()}
+        gen["reference"] = lambda: generate(ref_g, test_ds)
         if reference_training_mode:
             # Last: training=True also moves the reference's BatchNorm averages.
             # Batch size 1, as the tutorial calls it: batch statistics are then each image's own.
@@ -439,6 +476,10 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                    "preprocess": preprocess, "no_flip": no_flip, "max_test": max_test,
                    "smooth": smooth},
         "project_options": to_dict(project_model, project_train),
+        "project_precision": trainers["project"].dtype,
+        "project_overrides": ", ".join(f"{k}={v}" for k, v in (project or {}).items()),
+        "baseline_options": (", ".join(f"{k}={v}" for k, v in baseline.items())
+                             if baseline else None),
         "train_pairs": n_train, "test_pairs": n_test,
         "summary": summary,
         "runs": runs,
@@ -476,6 +517,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--project", action="append", default=[], metavar="KEY=VALUE",
                     help="project model/train option, e.g. norm=instance, lr_policy=linear, "
                          "ngf=32 (repeatable)")
+    ap.add_argument("--baseline", action="append", default=[], metavar="KEY=VALUE",
+                    help="also train a project model with this option changed (on top of "
+                         "--project), on the same batches: an ablation, e.g. "
+                         "lr_policy=constant (repeatable)")
     ap.add_argument("--no_reference_training_mode", action="store_true",
                     help="skip scoring the reference at training=True")
     ap.add_argument("--smooth", type=int, default=50, help="loss plot moving-average window")
@@ -493,6 +538,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
              load_size=a.load_size, crop_size=a.crop_size, preprocess=a.preprocess,
              no_flip=a.no_flip, max_test=a.max_test, samples=a.samples,
              eval_batch=a.eval_batch, project=parse_overrides(a.project),
+             baseline=parse_overrides(a.baseline, flag="--baseline"),
              reference_training_mode=not a.no_reference_training_mode, smooth=a.smooth,
              threads=a.threads,
              command=shlex.join(["python", "bench/quality.py", *argv]))
