@@ -196,6 +196,27 @@ def incremental(state: Path, *, base: int, steps: int) -> None:
          training_setup_s=round(setup_s, 2), jobs=sorted(j.pipeline for j in jobs))
 
 
+def peak(*, n: int, reps: int) -> None:
+    """The cores' attainable FLOP rate: an n x n x n matmul (oneDNN's GEMM), float32 and
+    bfloat16, best of 5 timings of ``reps`` products. A nominal peak (cores x FLOP/cycle x
+    clock) depends on a boost clock nobody reports; the GEMM rate is what dense code reaches."""
+    import tensorflow as tf
+    rates = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal((n, n)), dtype)
+        f = tf.function(lambda x: tf.matmul(x, x))
+        f(a).numpy()
+        best = 0.0
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(reps):
+                y = f(a)
+            y.numpy()
+            best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9)
+        rates[dtype.name] = round(best, 1)
+    emit(n=n, float32_gflops=rates["float32"], bfloat16_gflops=rates["bfloat16"])
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("peak")
+    p.add_argument("--n", type=int, default=4096)
+    p.add_argument("--reps", type=int, default=10)
     p = sub.add_parser("incremental")
     p.add_argument("--state", type=Path, required=True)
     p.add_argument("--base", type=int, default=200)
@@ -238,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
         generate_folder(a.model, a.input, batch=a.batch, out=a.out)
     elif a.cmd == "per-image":
         per_image(a.model, a.input, a.out)
+    elif a.cmd == "peak":
+        peak(n=a.n, reps=a.reps)
     elif a.cmd == "incremental":
         incremental(a.state, base=a.base, steps=a.steps)
 

@@ -71,18 +71,18 @@ def load_reference(path: Path):
     return module
 
 
-def project_configs(overrides: dict[str, Any], *, crop_size: int):
+def project_configs(overrides: dict[str, Any], *, crop_size: int, flag: str = "--project"):
     """ModelConfig and TrainConfig of the project, defaults overlaid by ``overrides``."""
     from pix2pix.config import ModelConfig, TrainConfig, build
     from pix2pix.errors import UsageError
     known = {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
     bad = sorted(set(overrides) - (known - _NOT_PROJECT))
     if bad:
-        raise UsageError(f"--project {', '.join(bad)}: not a project model/train option the "
+        raise UsageError(f"{flag} {', '.join(bad)}: not a project model/train option the "
                          "benchmark can change (data options and the step budget are shared "
                          "by both models: use the benchmark's own flags)")
-    model = build(ModelConfig, {**overrides, "crop_size": crop_size}, source="--project")
-    train = build(TrainConfig, overrides, source="--project")
+    model = build(ModelConfig, {**overrides, "crop_size": crop_size}, source=flag)
+    train = build(TrainConfig, overrides, source=flag)
     return model, train
 
 
@@ -406,7 +406,7 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
     projects = {"project": (project_model, project_train)}
     if baseline:
         projects["baseline"] = project_configs({**(project or {}), **baseline},
-                                               crop_size=crop_size)
+                                               crop_size=crop_size, flag="--baseline")
     data_cfg = DataConfig(direction=direction, load_size=load_size, preprocess=preprocess,
                           no_flip=no_flip)
 

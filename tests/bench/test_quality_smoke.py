@@ -18,12 +18,14 @@ def _quality():
     return module
 
 
-def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: int) -> None:
+def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: int,
+                  baseline: bool = False) -> None:
     for name in ("index.html", "results.json", "losses_seed0.png"):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
     assert saved["test_pairs"] == n_test
-    assert set(saved["summary"]) == {"project", "reference", "reference_training_mode"}
+    assert set(saved["summary"]) == {"project", "reference", "reference_training_mode",
+                                     *(["baseline"] if baseline else [])}
     run = saved["runs"][0]
     assert run["steps"] == steps
     for model, metrics in run["metrics"].items():
@@ -35,6 +37,9 @@ def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: 
     # One loss value per step for each model: the same batches went to both.
     assert len(run["losses"]["project"]["g_l1"]) == steps
     assert len(run["losses"]["reference"]["g_total"]) == steps
+    if baseline:  # the ablation trained on the same batches too, and is named in the report
+        assert len(run["losses"]["baseline"]["g_l1"]) == steps
+        assert saved["baseline_options"] in (out / "index.html").read_text()
     assert len(run["samples"]) == samples
     page = (out / "index.html").read_text()
     for s in run["samples"]:
@@ -50,8 +55,10 @@ def test_quality_on_facades(facades_dir: Path, shared_dir: Path, tmp_path: Path)
     out = tmp_path / "report"
     result = _quality().main(data=facades_dir, reference=shared_dir / "bench" / "tf_reference.py",
                              out=out, steps=3, max_test=4, samples=2,
-                             project={"ngf": 8, "ndf": 8}, eval_batch=4, log=lambda m: None)
-    _check_report(out, result, n_test=4, samples=2, steps=3)
+                             project={"ngf": 8, "ndf": 8}, baseline={"lr_policy": "constant"},
+                             eval_batch=4, log=lambda m: None)
+    _check_report(out, result, n_test=4, samples=2, steps=3, baseline=True)
+    assert result["baseline_options"] == "lr_policy=constant"
     assert result["config"]["direction"] == "BtoA"
 
 
@@ -84,3 +91,7 @@ def test_quality_refuses_bad_options(tmp_path: Path, capsys):
     assert "train" in capsys.readouterr().err
     assert cli(["--data", str(tmp_path), "--reference", str(tmp_path / "missing.py")]) == 2
     assert "missing.py" in capsys.readouterr().err
+    assert cli(["--data", str(tmp_path), "--baseline", "colour=red"]) == 2
+    assert "--baseline colour: not a project model/train option" in capsys.readouterr().err
+    assert cli(["--data", str(tmp_path), "--baseline", "lr_policy"]) == 2
+    assert "--baseline 'lr_policy': expected KEY=VALUE" in capsys.readouterr().err
