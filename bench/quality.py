@@ -49,6 +49,7 @@ DEFAULT_REFERENCE = SHARED / "bench" / "tf_reference.py"
 DEFAULT_OUT = HERE / "results" / "quality"
 REFERENCE_SIZE = 256  # tf_reference.py builds its networks for 256x256x3 only
 METRICS = ("l1", "psnr", "ssim")
+OTHER_STATS = {"image": "running", "running": "image"}
 # Project options the benchmark sets itself or that do not apply to an in-memory run.
 _NOT_PROJECT = {"max_steps", "max_epochs", "batch_size", "seed", "save_freq", "keep_checkpoints",
                 "summary_freq", "crop_size"}
@@ -183,11 +184,12 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
     return trainers, ref_g, losses, seconds
 
 
-def float32_generator(trainer):
+def float32_generator(trainer, test_stats: str | None = None):
     """The trainer's generator rebuilt in float32 with its weights: what test, export and
-    generate run, whatever precision training used."""
+    generate run, whatever precision training used (``test_stats``: None for the trained
+    model's own setting)."""
     from pix2pix.model.networks import unet_generator
-    g = unet_generator(trainer.model_cfg, test_stats=trainer.cfg.test_stats,
+    g = unet_generator(trainer.model_cfg, test_stats=test_stats or trainer.cfg.test_stats,
                        test_dropout=trainer.cfg.test_dropout, dtype="float32")
     g.set_weights(trainer.generator.get_weights())
     return g
@@ -281,6 +283,9 @@ def write_html(out: Path, result: dict) -> Path:
     rows = [("project", "project (defaults" + (", " + result["project_overrides"]
                                                if result.get("project_overrides") else "") + ")"),
             ("baseline", f"project baseline ({base})"),
+            ("project_other_stats", "project, test_stats="
+             + OTHER_STATS[result["project_options"]["train"]["test_stats"]]
+             + " (same weights, the other batch-norm statistics at test time)"),
             ("reference", "reference (training=False)"),
             ("reference_training_mode", "reference, training=True (tutorial's generate_images)")]
     table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th></tr>"]
@@ -434,6 +439,10 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         # Project models are scored as users get them: float32 networks with the trained weights.
         gen = {key: (lambda t=t: generate(float32_generator(t), test_ds))
                for key, t in trainers.items()}
+        # The same weights at the other test-time statistics: what that default alone is worth.
+        other = OTHER_STATS[trainers["project"].cfg.test_stats]
+        gen["project_other_stats"] = lambda: generate(
+            float32_generator(trainers["project"], test_stats=other), test_ds)
         gen["reference"] = lambda: generate(ref_g, test_ds)
         if reference_training_mode:
             # Last: training=True also moves the reference's BatchNorm averages.
