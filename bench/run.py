@@ -113,7 +113,10 @@ class Bench:
         wall = time.perf_counter() - t0
         out.seek(0)
         text = out.read()
-        rss_mib = usage.ru_maxrss / 1024  # Linux: KiB
+        # Linux: KiB. It is at least this process's own peak at the fork (Linux carries it across
+        # exec); this process stays small (bench_process_peak_mib in latest.json), far below
+        # the figures it bounds.
+        rss_mib = usage.ru_maxrss / 1024
         if proc.returncode != 0:
             tail = "\n".join(text.strip().splitlines()[-15:])
             raise ChildError(f"[{idx}] {cmd} exited {proc.returncode}:\n{tail}")
@@ -365,6 +368,15 @@ def _tile_count(side: int, tile: int = 256, overlap: int = 32) -> int:
     return len(grid(side, tile, overlap)) ** 2
 
 
+def _own_peak_mib() -> float | None:
+    """This process's peak RSS (VmHWM), the floor of every child's ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) / 1024 for ln in f if ln.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return None
+
+
 def _has_torch() -> bool:
     return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
 
@@ -460,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
             "finished": finished.isoformat(timespec="seconds"),
             "minutes": round((finished - started).total_seconds() / 60, 1),
             "load_average_start": load_start, "load_average_end": load_end,
-            "quick": a.quick, "figures": figures, "machine": info}
+            "quick": a.quick, "figures": figures, "machine": info,
+            "bench_process_peak_mib": _own_peak_mib()}
     a.results.mkdir(parents=True, exist_ok=True)
     latest = a.results / "latest.json"
     latest.write_text(json.dumps({**meta, "rows": [asdict(r) for r in bench.rows],
