@@ -294,21 +294,27 @@ def write_html(out: Path, result: dict) -> Path:
             s = result["summary"][key]
             table.append(f"<tr><td>{html.escape(label)}</td>"
                          + "".join(f"<td>{_fmt(s[m], m)}</td>" for m in METRICS) + "</tr>")
+    short = {"input": "input", "project": "project", "baseline": f"baseline ({base})",
+             "project_other_stats": "project, test_stats="
+             + OTHER_STATS[result["project_options"]["train"]["test_stats"]],
+             "reference": "reference (training=False)",
+             "reference_training_mode": "reference (training=True)", "target": "target"}
     sections = []
     for run in result["runs"]:
+        columns = [c for c in short if run["samples"] and c in run["samples"][0]]
         imgs = "".join(
             "<tr><td>{}</td>{}</tr>".format(
                 html.escape(s["name"]),
-                "".join(f'<td><img src="{html.escape(s[c])}" width="192"></td>'
-                        for c in ("input", "project", "reference", "target")))
+                "".join(f'<td><img src="{html.escape(s[c])}" width="160"></td>'
+                        for c in columns))
             for s in run["samples"])
+        head = "".join(f"<th>{html.escape(short[c])}</th>" for c in columns)
         sections.append(
             f"<h2>seed {run['seed']}</h2>"
             "<p>train seconds: " + ", ".join(f"{k} {v:.0f}"
                                              for k, v in run["train_seconds"].items()) + "</p>"
             f'<img src="{html.escape(run["loss_plot"])}" width="100%">'
-            "<table><tr><th>name</th><th>input</th><th>project</th><th>reference</th>"
-            f"<th>target</th></tr>{imgs}</table>")
+            f"<table><tr><th>name</th>{head}</tr>{imgs}</table>")
     c = result["config"]
     notes = [
         f"data: {c['data']} ({result['train_pairs']} train pairs, {result['test_pairs']} test "
@@ -461,12 +467,11 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         pick = np.unique(np.linspace(0, len(names) - 1, min(samples, len(names))).astype(int))
         for i in pick:
             stem = f"seed{seed}_{Path(names[i]).with_suffix('').as_posix().replace('/', '_')}"
-            sample_rows.append({
-                "name": names[i],
-                "input": _save_png(inputs[i], out / f"{stem}_input.png"),
-                "project": _save_png(images["project"][i], out / f"{stem}_project.png"),
-                "reference": _save_png(images["reference"][i], out / f"{stem}_reference.png"),
-                "target": _save_png(targets[i], out / f"{stem}_target.png")})
+            row = {"name": names[i], "input": _save_png(inputs[i], out / f"{stem}_input.png")}
+            for key, outputs in images.items():  # every scored model, as the table lists them
+                row[key] = _save_png(outputs[i], out / f"{stem}_{key}.png")
+            row["target"] = _save_png(targets[i], out / f"{stem}_target.png")
+            sample_rows.append(row)
         plot = out / f"losses_seed{seed}.png"
         plot_losses(losses, plot, seed=seed, smooth=smooth)
         runs.append({"seed": seed, "steps": run_steps, "train_seconds": seconds,
