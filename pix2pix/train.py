@@ -271,7 +271,8 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
     save_options(output_dir / "options.json", model=model, data=data, train=train)
     start = step = int(trainer.step.numpy())
     print(f"{'resuming at step ' + str(step) + ' from ' + restored if restored else 'training'}: "
-          f"{n_pairs} pairs, {steps_per_epoch} steps/epoch, {total} steps -> {output_dir}",
+          f"{n_pairs} pairs, {steps_per_epoch} steps/epoch, {total} steps, "
+          f"{trainer.dtype} -> {output_dir}",
           file=sys.stderr, flush=True)
 
     writer = tf.summary.create_file_writer(str(output_dir / "logs"))
