@@ -184,13 +184,15 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
     return trainers, ref_g, losses, seconds
 
 
-def float32_generator(trainer, test_stats: str | None = None):
+def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool | None = None):
     """The trainer's generator rebuilt in float32 with its weights: what test, export and
-    generate run, whatever precision training used (``test_stats``: None for the trained
-    model's own setting)."""
+    generate run, whatever precision training used (``test_stats``, ``test_dropout``: None for
+    the trained model's own settings)."""
     from pix2pix.model.networks import unet_generator
-    g = unet_generator(trainer.model_cfg, test_stats=test_stats or trainer.cfg.test_stats,
-                       test_dropout=trainer.cfg.test_dropout, dtype="float32")
+    c = trainer.cfg
+    g = unet_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
+                       test_dropout=c.test_dropout if test_dropout is None else test_dropout,
+                       dtype="float32")
     g.set_weights(trainer.generator.get_weights())
     return g
 
@@ -287,6 +289,8 @@ def write_html(out: Path, result: dict) -> Path:
              + OTHER_STATS[result["project_options"]["train"]["test_stats"]]
              + " (same weights, the other batch-norm statistics at test time)"),
             ("reference", "reference (training=False)"),
+            ("project_training_mode", "project, training mode (per-image statistics, dropout on "
+             "at test: the paper's and the tutorial's inference)"),
             ("reference_training_mode", "reference, training=True (tutorial's generate_images)")]
     table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th></tr>"]
     for key, label in rows:
@@ -298,6 +302,7 @@ def write_html(out: Path, result: dict) -> Path:
              "project_other_stats": "project, test_stats="
              + OTHER_STATS[result["project_options"]["train"]["test_stats"]],
              "reference": "reference (training=False)",
+             "project_training_mode": "project (training mode)",
              "reference_training_mode": "reference (training=True)", "target": "target"}
     sections = []
     for run in result["runs"]:
@@ -382,7 +387,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         baseline: train a second project model, with these overrides on top of ``project``
             (e.g. {"lr_policy": "constant"}: the old default), on the same batches.
         max_test: score only the first N test pairs (name order); None: all.
-        reference_training_mode: also score the reference at training=True (tutorial mode).
+        reference_training_mode: also score both models in the tutorial's inference mode
+            (reference training=True; project per-image statistics and dropout on).
         threads: TensorFlow intra/inter-op threads (0: TensorFlow's default).
 
     Returns:
@@ -451,6 +457,11 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
             float32_generator(trainers["project"], test_stats=other), test_ds)
         gen["reference"] = lambda: generate(ref_g, test_ds)
         if reference_training_mode:
+            # The project in the tutorial's inference mode (per-image statistics, dropout on):
+            # the like-for-like row for "reference, training=True".
+            gen["project_training_mode"] = lambda: generate(
+                float32_generator(trainers["project"], test_stats="image", test_dropout=True),
+                test_ds)
             # Last: training=True also moves the reference's BatchNorm averages.
             # Batch size 1, as the tutorial calls it: batch statistics are then each image's own.
             gen["reference_training_mode"] = lambda: generate(
@@ -536,7 +547,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                          "--project), on the same batches: an ablation, e.g. "
                          "lr_policy=constant (repeatable)")
     ap.add_argument("--no_reference_training_mode", action="store_true",
-                    help="skip scoring the reference at training=True")
+                    help="skip scoring both models in the tutorial's inference mode "
+                         "(training=True: per-image statistics, dropout on)")
     ap.add_argument("--smooth", type=int, default=50, help="loss plot moving-average window")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: default)")
     return ap.parse_args(argv)

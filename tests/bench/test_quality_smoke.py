@@ -25,7 +25,7 @@ def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: 
     saved = json.loads((out / "results.json").read_text())
     assert saved["test_pairs"] == n_test
     assert set(saved["summary"]) == {"project", "project_other_stats", "reference",
-                                     "reference_training_mode",
+                                     "project_training_mode", "reference_training_mode",
                                      *(["baseline"] if baseline else [])}
     run = saved["runs"][0]
     assert run["steps"] == steps
