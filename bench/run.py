@@ -280,17 +280,25 @@ class Bench:
         model = self.export(64)
         count = 8 if self.quick else 48
         folder = self.png_folder(count)
-        pure, *_, i1 = self.child([sys.executable, BENCH / "figures.py", "pure-model", "--model",
-                                   model, "--batch", "4", "--steps", "2" if self.quick else "10"],
-                                  key="fig3-pure")
-        gen, *_, i2 = self.child([sys.executable, BENCH / "figures.py", "generate", "--model",
-                                  model, "--input", folder, "--out", self.tmp / "gen-out",
-                                  "--batch", "4"], key="fig3-generate")
-        self.add("3", "serving_default, in-memory batch of 4", pure["generate_img_per_s"], "img/s",
+        # Alternated (pure, files, pure, files) and averaged: one pass over 48 files is ~5 s,
+        # short enough for a neighbour's burst to move a single measurement by 5-10%.
+        rates: dict[str, list[float]] = {"pure": [], "files": []}
+        for _ in range(1 if self.quick else 2):
+            pure, *_, i1 = self.child([sys.executable, BENCH / "figures.py", "pure-model",
+                                       "--model", model, "--batch", "4", "--steps",
+                                       "2" if self.quick else "10"], key="fig3-pure")
+            shutil.rmtree(self.tmp / "gen-out", ignore_errors=True)
+            gen, *_, i2 = self.child([sys.executable, BENCH / "figures.py", "generate", "--model",
+                                      model, "--input", folder, "--out", self.tmp / "gen-out",
+                                      "--batch", "4"], key="fig3-generate")
+            rates["pure"].append(pure["generate_img_per_s"])
+            rates["files"].append(gen["generate_img_per_s"])
+        pure_rate, files_rate = (statistics.mean(rates[k]) for k in ("pure", "files"))
+        self.add("3", "serving_default, in-memory batch of 4", pure_rate, "img/s",
                  commands=[i1])
         self.add("3", f"pix2pix generate, {count} PNG files (decode+translate+encode+write)",
-                 gen["generate_img_per_s"], "img/s", commands=[i2])
-        ratio = gen["generate_img_per_s"] / pure["generate_img_per_s"]
+                 files_rate, "img/s", commands=[i2])
+        ratio = files_rate / pure_rate
         self.add("3", "files / pure model", 100 * ratio, "%", target=">= 90", met=ratio >= 0.9,
                  commands=[i1, i2])
         walls, idxs = [], []
@@ -305,7 +313,7 @@ class Bench:
         per = statistics.mean(walls)
         self.add("3", "one process per image (Pachyderm example): cost per image", per, "s",
                  commands=idxs)
-        speedup = per * gen["generate_img_per_s"]
+        speedup = per * files_rate
         self.add("3", "generate / per-image processes", speedup, "x", target=">= 20",
                  met=speedup >= 20, commands=idxs + [i2])
 
