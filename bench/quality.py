@@ -2,8 +2,9 @@
 
 Both models are trained from the same seed, for the same number of steps, on the SAME batches:
 one input pipeline (``pix2pix.data.dataset.make_dataset`` with training jitter and a fixed seed)
-feeds each batch to the project's train step and then to the reference's. Both are then run in
-inference mode (``training=False``) on the test pairs and scored by the same code
+feeds each batch to the project's train step and then to the reference's. Both are then run on
+the test pairs, each in its own default inference mode and in the tutorial's, and scored by the
+same code
 (``pix2pix.evaluate.evaluate_pairs``: L1, PSNR, SSIM on [0, 1] RGB, outputs rounded to 8 bits as
 a saved PNG would be). The report is ``index.html`` (samples, metrics, loss curves) and
 ``results.json`` (every number and the command that made it) under ``--out``.
@@ -14,8 +15,8 @@ Test-time normalisation differs between the two, and each keeps its own default:
             batch"); dropout off (``test_dropout=False``).
   reference ``keras.layers.BatchNormalization`` at ``training=False``: moving averages
             (momentum 0.99) of the training statistics; dropout off. The tutorial's own
-            ``generate_images`` calls ``training=True`` instead; that mode is scored too, as an
-            extra row ("reference, training=True"), and is not the headline comparison.
+            ``generate_images`` calls ``training=True`` instead; that mode is scored too, next to
+            the project in the same mode (per-image statistics, dropout on).
 
 Usage (from the repository root)::
 
@@ -125,6 +126,7 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
 
     from pix2pix.model.losses import learning_rate
     from pix2pix.model.trainer import Trainer
+    from pix2pix.train import decay_steps
 
     # Same seed for every set of initial weights (and dropout masks): each build starts from it.
     trainers = {}
@@ -135,11 +137,10 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
     tf.keras.utils.set_random_seed(seed)
     ref_g, _ref_d, ref_step = reference.make_trainer()
 
-    def decay(t) -> int:
-        # The paper's schedule (decay over the last 100 of 200 epochs) scaled to the run's
-        # length, so a short run with lr_policy=linear decays over its last half.
-        fraction = (t.lr_decay_epochs / t.max_epochs) if t.max_epochs else 0.5
-        return int(round(steps * min(1.0, fraction)))
+    # Decay as `pix2pix train --max_steps` does: the paper's last 100 of 200 epochs scaled to
+    # the run's length, so a short run with lr_policy=linear decays over its last half.
+    decay = {key: decay_steps(dataclasses.replace(t.cfg, max_steps=steps), total=steps,
+                              steps_per_epoch=1) for key, t in trainers.items()}
 
     keys = ("g_gan", "g_l1", "g_total", "d_loss")
     losses = {k: {name: [] for name in keys} for k in trainers}
@@ -154,7 +155,7 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
         for key, trainer in trainers.items():
             t = trainer.cfg
             lr = learning_rate(step, base=t.lr, policy=t.lr_policy, total_steps=steps,
-                               decay_steps=decay(t))
+                               decay_steps=decay[key])
             t0 = time.perf_counter()
             p, _fake = trainer.train_step(inp, tar, tf.constant(lr, tf.float32))
             row[key] = {k: p[k] for k in keys}
