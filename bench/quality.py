@@ -50,6 +50,9 @@ DEFAULT_REFERENCE = SHARED / "bench" / "tf_reference.py"
 DEFAULT_OUT = HERE / "results" / "quality"
 REFERENCE_SIZE = 256  # tf_reference.py builds its networks for 256x256x3 only
 METRICS = ("l1", "psnr", "ssim")
+# Period of the grid artefact measure: the 70x70 PatchGAN's output stride (2^3), and a multiple
+# of the period of the generator's three finest transposed convolutions (2, 4, 8 px).
+GRID_PERIOD = 8
 OTHER_STATS = {"image": "running", "running": "image"}
 # Project options the benchmark sets itself or that do not apply to an in-memory run.
 _NOT_PROJECT = {"max_steps", "max_epochs", "batch_size", "seed", "save_freq", "keep_checkpoints",
@@ -220,6 +223,36 @@ def generate(generator, test_ds, *, training: bool = False):
     return inputs, outputs, targets, names
 
 
+def grid_share(image: np.ndarray, period: int = GRID_PERIOD) -> float:
+    """Share of an image's spectral magnitude on the frequencies of a ``period``-pixel grid.
+
+    A pattern repeating every ``period`` pixels (the checkerboard of transposed convolutions,
+    the tiling a discriminator's stride leaves) has all its energy on the lattice of multiples
+    of H/period and W/period cycles; a photo has little of its energy there. Computed on the
+    luminance (mean of RGB) less its mean, so a flat image scores 0.
+    """
+    g = np.asarray(image, np.float64)
+    if g.ndim == 3:
+        g = g[..., :3].mean(axis=-1)
+    g = g - g.mean()
+    magnitude = np.abs(np.fft.fft2(g))
+    total = magnitude.sum()
+    if total <= 1e-9 * g.size:
+        return 0.0
+    h, w = g.shape
+    rows = np.unique(np.round(np.arange(period) * h / period).astype(int) % h)
+    cols = np.unique(np.round(np.arange(period) * w / period).astype(int) % w)
+    return float(magnitude[np.ix_(rows, cols)].sum() / total)
+
+
+def grid_ratio(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+               period: int = GRID_PERIOD) -> float:
+    """Mean grid share of the outputs over that of their targets: 1 means as much energy on
+    the ``period``-pixel grid as the real images have, 2 twice as much (visible tiling)."""
+    real = np.mean([grid_share(t, period) for t in targets])
+    return float(np.mean([grid_share(o, period) for o in outputs]) / real) if real else 0.0
+
+
 def summarise(values: Sequence[float]) -> dict:
     v = np.asarray(values, np.float64)
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
@@ -276,7 +309,7 @@ def plot_losses(losses: dict, path: Path, *, seed: int, smooth: int) -> None:
 
 
 def _fmt(s: dict, key: str) -> str:
-    digits = {"l1": 4, "psnr": 2, "ssim": 4}[key]
+    digits = {"l1": 4, "psnr": 2, "ssim": 4, "grid": 2}[key]
     seeds = ", ".join(f"{v:.{digits}f}" for v in s["per_seed"])
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f} <small>({seeds})</small>"
 
@@ -293,12 +326,14 @@ def write_html(out: Path, result: dict) -> Path:
             ("project_training_mode", "project, training mode (per-image statistics, dropout on "
              "at test: the paper's and the tutorial's inference)"),
             ("reference_training_mode", "reference, training=True (tutorial's generate_images)")]
-    table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th></tr>"]
+    table = ["<tr><th>model</th><th>L1 [0,1] ↓</th><th>PSNR dB ↑</th><th>SSIM ↑</th>"
+             f"<th>{GRID_PERIOD}-px grid, output/target (1 = as the photos)</th></tr>"]
     for key, label in rows:
         if key in result["summary"]:
             s = result["summary"][key]
             table.append(f"<tr><td>{html.escape(label)}</td>"
-                         + "".join(f"<td>{_fmt(s[m], m)}</td>" for m in METRICS) + "</tr>")
+                         + "".join(f"<td>{_fmt(s[m], m)}</td>" for m in (*METRICS, "grid"))
+                         + "</tr>")
     short = {"input": "input", "project": "project", "baseline": f"baseline ({base})",
              "project_other_stats": "project, test_stats="
              + OTHER_STATS[result["project_options"]["train"]["test_stats"]],
@@ -331,6 +366,9 @@ def write_html(out: Path, result: dict) -> Path:
         f"project options: {json.dumps(result['project_options'])}",
         "metrics: pix2pix.evaluate.evaluate_pairs on [0,1] RGB, outputs rounded to 8 bits; "
         "mean ± sample std over seeds (per-seed values in brackets)",
+        f"grid: the outputs' share of spectral magnitude on a {GRID_PERIOD}-pixel grid's "
+        "frequencies over the targets' share (checkerboard and tiling artefacts; 1 = as much "
+        "as the real images, 2 = twice as much)",
         "test-time normalisation: project BatchNorm test_stats=" + result["project_options"]
         ["train"]["test_stats"] + " (image: each image's own statistics); reference "
         "training=False uses the moving averages",
@@ -473,8 +511,10 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
             inputs, outputs, targets, names = fn()
             images[key] = outputs
             scored[key] = evaluate_pairs(outputs, targets, names)
+            scored[key]["grid_ratio"] = grid_ratio(outputs, targets)
             log(f"seed {seed} {key}: " + "  ".join(f"{m} {scored[key]['mean'][m]:.4f}"
-                                                   for m in METRICS))
+                                                   for m in METRICS)
+                + f"  grid {scored[key]['grid_ratio']:.2f}")
         sample_rows = []
         pick = np.unique(np.linspace(0, len(names) - 1, min(samples, len(names))).astype(int))
         for i in pick:
@@ -490,7 +530,9 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                      "metrics": scored, "losses": losses, "loss_plot": plot.name,
                      "samples": sample_rows})
 
-    summary = {key: {m: summarise([r["metrics"][key]["mean"][m] for r in runs]) for m in METRICS}
+    summary = {key: {**{m: summarise([r["metrics"][key]["mean"][m] for r in runs])
+                        for m in METRICS},
+                     "grid": summarise([r["metrics"][key]["grid_ratio"] for r in runs])}
                for key in runs[0]["metrics"]}
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +36,8 @@ def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: 
         assert set(metrics["mean"]) == {"l1", "psnr", "ssim"}, model
         assert 0.0 <= metrics["mean"]["l1"] <= 1.0 and -1.0 <= metrics["mean"]["ssim"] <= 1.0
         assert saved["summary"][model]["l1"]["per_seed"] == [metrics["mean"]["l1"]]
+        assert metrics["grid_ratio"] >= 0.0, model
+        assert saved["summary"][model]["grid"]["per_seed"] == [metrics["grid_ratio"]]
     # One loss value per step for each model: the same batches went to both.
     assert len(run["losses"]["project"]["g_l1"]) == steps
     assert len(run["losses"]["reference"]["g_total"]) == steps
@@ -80,6 +83,31 @@ def test_quality_on_another_image_size(shared_dir: Path, tmp_path: Path):
                              project={"ngf": 8, "ndf": 8}, eval_batch=2, log=lambda m: None)
     _check_report(out, result, n_test=3, samples=3, steps=2)
     assert result["train_pairs"] == 3
+
+
+def test_grid_share_finds_an_8_pixel_pattern_wherever_it_starts():
+    q = _quality()
+    rng = np.random.default_rng(0)
+    tile = rng.uniform(0, 255, (8, 8, 3))
+    pattern = np.tile(tile, (32, 16, 1))  # 256x128, repeats every 8 px in both directions
+    assert q.grid_share(pattern) == pytest.approx(1.0)
+    assert q.grid_share(np.roll(pattern, (3, 5), axis=(0, 1))) == pytest.approx(1.0)
+    assert q.grid_share(np.full((64, 64, 3), 128.0)) == 0.0  # flat: nothing to measure
+
+
+def test_grid_ratio_flags_a_faint_checkerboard_on_a_photo_like_image():
+    q = _quality()
+    rng = np.random.default_rng(1)
+    # Photo-like: smooth (low-pass) structure, most energy at low frequencies.
+    spectrum = np.fft.fft2(rng.normal(size=(256, 256)))
+    f = np.fft.fftfreq(256)
+    smooth = np.real(np.fft.ifft2(spectrum / (1e-2 + np.hypot(*np.meshgrid(f, f)))))
+    photo = np.repeat(((smooth - smooth.min()) / np.ptp(smooth) * 255)[..., None], 3, axis=-1)
+    checker = np.tile(rng.uniform(-1, 1, (8, 8, 1)), (32, 32, 3)) * 0.1 * photo.std()
+    assert q.grid_share(photo) < 0.05
+    assert q.grid_ratio([photo], [photo]) == pytest.approx(1.0)
+    assert q.grid_ratio([photo + checker], [photo]) > 2.0  # at a tenth of the contrast
+    assert q.grid_ratio([photo, photo + checker], [photo, photo]) > 1.5  # and in a mean
 
 
 def test_quality_refuses_bad_options(tmp_path: Path, capsys):
