@@ -34,6 +34,9 @@ class ModelConfig:
         70, "PatchGAN receptive field in pixels: 1 (PixelGAN), 16, 70 or 286 (ImageGAN at 256).",
         (1, 16, 70, 286))
     norm: Literal["batch", "instance"] = _f("batch", "Normalisation layers: batch or instance.")
+    norm_epsilon: float = _f(
+        1e-5, "Epsilon added to the variance in every normalisation layer (the paper's code: "
+        "1e-5; Keras and the TF tutorial: 1e-3).")
     input_nc: int = _f(3, "Input channels.")
     output_nc: int = _f(3, "Output channels.")
     crop_size: int = _f(256, "Training and inference image size (square) the model sees.")
@@ -87,6 +90,17 @@ class TrainConfig:
         "about 1.4-1.6x faster; float32 elsewhere), float32, or mixed_bfloat16 (float32 "
         "weights, bfloat16 compute). Inference is always float32.")
     jit_compile: bool = _f(False, "Compile the train step with XLA.")
+
+
+# Model options added after runs were already saved: the value those runs were trained with,
+# which is not necessarily today's default.
+_SAVED_MODEL_FALLBACKS = {"norm_epsilon": 1e-5}
+
+
+def saved_model_config(values: dict[str, Any], *, source: str) -> ModelConfig:
+    """The ModelConfig of a saved run or export (``options.json``'s "model" group); options the
+    file predates take the value its run was trained with."""
+    return from_dict(ModelConfig, {**_SAVED_MODEL_FALLBACKS, **values}, source=source)
 
 
 def to_dict(*configs: Any) -> dict[str, dict[str, Any]]:

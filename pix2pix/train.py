@@ -20,7 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pix2pix.config import DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options
+from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, build, from_dict,
+                            save_options, saved_model_config)
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -100,7 +101,7 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
 
     from pix2pix.model.trainer import read_options
     saved = read_options(output_dir)
-    model = from_dict(ModelConfig, saved["model"], source=str(saved_path))
+    model = saved_model_config(saved["model"], source=str(saved_path))
     wanted = from_dict(ModelConfig, requested["model"], source="options")
     for key in requested["model"]:
         have, want = getattr(model, key), getattr(wanted, key)
@@ -127,7 +128,7 @@ def check_options(model: ModelConfig, train: TrainConfig) -> None:
     positive = {"ngf": model.ngf, "ndf": model.ndf, "input_nc": model.input_nc,
                 "output_nc": model.output_nc, "batch_size": train.batch_size,
                 "save_freq": train.save_freq, "keep_checkpoints": train.keep_checkpoints,
-                "lr": train.lr, "clip_grad": train.clip_grad}
+                "lr": train.lr, "clip_grad": train.clip_grad, "norm_epsilon": model.norm_epsilon}
     non_negative = {"max_steps": train.max_steps, "max_epochs": train.max_epochs,
                     "summary_freq": train.summary_freq, "l1_weight": train.l1_weight,
                     "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs}

@@ -116,28 +116,28 @@ class LeakyReLU(layers.Layer):
         return tf.maximum(x, 0.2 * x)
 
 
-def _norm(kind: str, name: str, test_stats: str, dtype: str) -> layers.Layer:
+def _norm(kind: str, name: str, test_stats: str, dtype: str, epsilon: float) -> layers.Layer:
     if kind == "instance":
-        return InstanceNorm(name=name, dtype=dtype)
-    return BatchNorm(test_stats=test_stats, name=name, dtype=dtype)
+        return InstanceNorm(epsilon=epsilon, name=name, dtype=dtype)
+    return BatchNorm(epsilon=epsilon, test_stats=test_stats, name=name, dtype=dtype)
 
 
 def _down(x, filters: int, *, norm: str | None, name: str, test_stats: str = "image",
-          dtype: str = "float32"):
+          dtype: str = "float32", epsilon: float = 1e-5):
     """Ck: 4x4 conv stride 2 -> norm -> LeakyReLU(0.2). No bias before a norm (it cancels)."""
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm is None,
                       kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
     if norm is not None:
-        x = _norm(norm, f"{name}_norm", test_stats, dtype)(x)
+        x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
     return LeakyReLU(name=f"{name}_lrelu", dtype=dtype)(x)
 
 
 def _up(x, skip, filters: int, *, norm: str, dropout: bool, test_dropout: bool, name: str,
-        test_stats: str, dtype: str):
+        test_stats: str, dtype: str, epsilon: float):
     """(C|CD)k: 4x4 transposed conv stride 2 -> norm -> [dropout 0.5] -> ReLU -> concat skip."""
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
-    x = _norm(norm, f"{name}_norm", test_stats, dtype)(x)
+    x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
     if dropout:
         x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout", dtype=dtype)(x)
     x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
@@ -192,11 +192,11 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
     x, skips = inputs, []
     for i, (filters, norm) in enumerate(encoder):
         x = _down(x, filters, norm=norm, name=f"down{i + 1}", test_stats=test_stats,
-                  dtype=dtype)
+                  dtype=dtype, epsilon=cfg.norm_epsilon)
         skips.append(x)
     for i, ((filters, dropout), skip) in enumerate(zip(decoder, reversed(skips[:-1]))):
         x = _up(x, skip, filters, norm=n, dropout=dropout, test_dropout=test_dropout,
-                name=f"up{i + 1}", test_stats=test_stats, dtype=dtype)
+                name=f"up{i + 1}", test_stats=test_stats, dtype=dtype, epsilon=cfg.norm_epsilon)
     x = layers.Conv2DTranspose(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
                                kernel_initializer=INIT, name="output",
                                dtype=dtype)(x)  # (bs, 256, 256, 3)
@@ -225,7 +225,7 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
         x = LeakyReLU(name="pix1_lrelu", dtype=dtype)(x)
         x = layers.Conv2D(f * 2, 1, use_bias=False, kernel_initializer=INIT,
                           name="pix2_conv", dtype=dtype)(x)                    # (bs, 256, 256, 128)
-        x = _norm(n, "pix2_norm", test_stats, dtype)(x)
+        x = _norm(n, "pix2_norm", test_stats, dtype, cfg.norm_epsilon)(x)
         x = LeakyReLU(name="pix2_lrelu", dtype=dtype)(x)
         x = layers.Conv2D(1, 1, kernel_initializer=INIT, name="logits",
                           dtype=dtype)(x)                                      # (bs, 256, 256, 1)
@@ -234,11 +234,11 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
     x = _down(x, f, norm=None, name="d1", dtype=dtype)     # (bs, 128, 128, 64)
     for i in range(1, n_layers):                           # (bs, 64, 64, 128), (bs, 32, 32, 256)
         x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats,
-                  dtype=dtype)
+                  dtype=dtype, epsilon=cfg.norm_epsilon)
     x = layers.ZeroPadding2D(1, name="pad1", dtype=dtype)(x)  # (bs, 34, 34, 256)
     x = layers.Conv2D(f * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=INIT,
                       name="s1_conv", dtype=dtype)(x)      # (bs, 31, 31, 512)
-    x = _norm(n, "s1_norm", test_stats, dtype)(x)
+    x = _norm(n, "s1_norm", test_stats, dtype, cfg.norm_epsilon)(x)
     x = LeakyReLU(name="s1_lrelu", dtype=dtype)(x)
     x = layers.ZeroPadding2D(1, name="pad2", dtype=dtype)(x)  # (bs, 33, 33, 512)
     x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="logits",

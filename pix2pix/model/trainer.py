@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from pix2pix.config import ModelConfig, TrainConfig, from_dict
+from pix2pix.config import ModelConfig, TrainConfig, saved_model_config
 from pix2pix.errors import ModelError
 from pix2pix.model.losses import clip_gradients, discriminator_loss, generator_loss
 from pix2pix.model.networks import patch_discriminator, unet_generator
@@ -171,7 +171,7 @@ def restore_generator(checkpoint_dir: Path, *, test_dropout: bool | None = None,
     if not checkpoint_dir.is_dir():
         raise ModelError(f"{checkpoint_dir}: checkpoint folder not found")
     options = read_options(checkpoint_dir)
-    model = from_dict(ModelConfig, options["model"], source=str(checkpoint_dir / OPTIONS_FILE))
+    model = saved_model_config(options["model"], source=str(checkpoint_dir / OPTIONS_FILE))
     saved_train = options.get("train", {})
     if test_dropout is None:
         test_dropout = bool(saved_train.get("test_dropout", False))

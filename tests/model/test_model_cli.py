@@ -176,6 +176,7 @@ def test_evaluate_without_any_match_is_a_data_error(tmp_path, capsys):
     (["--crop_size", "200"], "--crop_size 200: unet_256 needs a multiple of 256"),
     (["--save_freq", "0"], "--save_freq 0: must be greater than 0"),
     (["--batch_size", "-1"], "--batch_size -1: must be greater than 0"),
+    (["--norm_epsilon", "0"], "--norm_epsilon 0.0: must be greater than 0"),
 ])
 def test_unusable_values_are_usage_errors(tmp_path, capsys, flags, needle):
     write_pairs(tmp_path / "in", n=1, size=32)

@@ -75,6 +75,23 @@ def test_export_into_existing_empty_folder(trained_run, tmp_path):
                                                      "saved_model.pb", "variables"]
 
 
+def test_restore_keeps_the_norm_epsilon_the_run_was_trained_with(trained_run, tmp_path):
+    import shutil
+    run, _ = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    options = json.loads((copy / "options.json").read_text())
+    options["model"]["norm_epsilon"] = 1e-3
+    (copy / "options.json").write_text(json.dumps(options))
+    generator, _ = restore_generator(copy)
+    assert generator.get_layer("down2_norm").epsilon == 1e-3
+    # A run saved before the option existed was trained with the paper's 1e-5.
+    del options["model"]["norm_epsilon"]
+    (copy / "options.json").write_text(json.dumps(options))
+    generator, _ = restore_generator(copy)
+    assert generator.get_layer("down2_norm").epsilon == 1e-5
+
+
 def test_restore_generator_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         restore_generator(tmp_path / "nope")

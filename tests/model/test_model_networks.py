@@ -100,3 +100,19 @@ def test_test_dropout_keeps_inference_stochastic():
     assert np.array_equal(plain(x, training=False).numpy(), plain(x, training=False).numpy())
     noisy = unet_generator(cfg, test_dropout=True)
     assert not np.array_equal(noisy(x, training=False).numpy(), noisy(x, training=False).numpy())
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_norm_epsilon_reaches_every_norm_layer_of_both_nets(norm):
+    cfg = ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128, norm=norm,
+                      norm_epsilon=1e-3)
+    kind = {"batch": BatchNorm, "instance": InstanceNorm}[norm]
+    for net in (unet_generator(cfg), patch_discriminator(cfg)):
+        norms = [layer for layer in net.layers if isinstance(layer, kind)]
+        assert norms and all(layer.epsilon == 1e-3 for layer in norms), net.name
+    # And it is used: the same weights give another output with the paper's 1e-5.
+    x = tf.random.uniform([1, 128, 128, 3], -1, 1)
+    a = unet_generator(cfg)
+    b = unet_generator(ModelConfig(generator="unet_128", ngf=8, crop_size=128, norm=norm))
+    b.set_weights(a.get_weights())
+    assert not np.allclose(a(x, training=True).numpy(), b(x, training=True).numpy(), atol=1e-6)
