@@ -35,8 +35,9 @@ class ModelConfig:
         (1, 16, 70, 286))
     norm: Literal["batch", "instance"] = _f("batch", "Normalisation layers: batch or instance.")
     norm_epsilon: float = _f(
-        1e-5, "Epsilon added to the variance in every normalisation layer (the paper's code: "
-        "1e-5; Keras and the TF tutorial: 1e-3).")
+        1e-3, "Epsilon added to the variance in every normalisation layer: 1e-3 (Keras' and the "
+        "TF tutorial's; fewer grid artefacts at batch size 1, docs/quality.md) or the paper "
+        "code's 1e-5.")
     input_nc: int = _f(3, "Input channels.")
     output_nc: int = _f(3, "Output channels.")
     crop_size: int = _f(256, "Training and inference image size (square) the model sees.")
