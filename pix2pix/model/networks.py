@@ -122,8 +122,8 @@ def _norm(kind: str, name: str, test_stats: str, dtype: str, epsilon: float) -> 
     return BatchNorm(epsilon=epsilon, test_stats=test_stats, name=name, dtype=dtype)
 
 
-def _down(x, filters: int, *, norm: str | None, name: str, test_stats: str = "image",
-          dtype: str = "float32", epsilon: float = 1e-5):
+def _down(x, filters: int, *, norm: str | None, name: str, epsilon: float,
+          test_stats: str = "image", dtype: str = "float32"):
     """Ck: 4x4 conv stride 2 -> norm -> LeakyReLU(0.2). No bias before a norm (it cancels)."""
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm is None,
                       kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
@@ -231,7 +231,8 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
                           dtype=dtype)(x)                                      # (bs, 256, 256, 1)
         return keras.Model([a, b], _float32(x, "logits_float32"), name="pixelgan")
     n_layers = _PATCH_LAYERS[cfg.netd_receptive_field]
-    x = _down(x, f, norm=None, name="d1", dtype=dtype)     # (bs, 128, 128, 64)
+    x = _down(x, f, norm=None, name="d1", epsilon=cfg.norm_epsilon,
+              dtype=dtype)                                 # (bs, 128, 128, 64)
     for i in range(1, n_layers):                           # (bs, 64, 64, 128), (bs, 32, 32, 256)
         x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats,
                   dtype=dtype, epsilon=cfg.norm_epsilon)
