@@ -17,7 +17,16 @@ from keras import layers
 
 from pix2pix.config import ModelConfig
 
-INIT = keras.initializers.RandomNormal(0.0, 0.02)
+def init():
+    """N(0, 0.02) for one layer's kernel (the paper's init).
+
+    A new initializer per layer: Keras 3 fixes an unseeded initializer's seed when it is
+    constructed, so one shared instance would give every kernel of the same shape the same
+    values, and a module-level one would draw that seed at import, before ``--seed`` is set.
+    Constructed here, the seed comes from Python's RNG, which ``keras.utils.set_random_seed``
+    seeds.
+    """
+    return keras.initializers.RandomNormal(0.0, 0.02)
 
 
 class BatchNorm(layers.Layer):
@@ -126,7 +135,7 @@ def _down(x, filters: int, *, norm: str | None, name: str, epsilon: float,
           test_stats: str = "image", dtype: str = "float32"):
     """Ck: 4x4 conv stride 2 -> norm -> LeakyReLU(0.2). No bias before a norm (it cancels)."""
     x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=norm is None,
-                      kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
+                      kernel_initializer=init(), name=f"{name}_conv", dtype=dtype)(x)
     if norm is not None:
         x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
     return LeakyReLU(name=f"{name}_lrelu", dtype=dtype)(x)
@@ -136,7 +145,7 @@ def _up(x, skip, filters: int, *, norm: str, dropout: bool, test_dropout: bool, 
         test_stats: str, dtype: str, epsilon: float):
     """(C|CD)k: 4x4 transposed conv stride 2 -> norm -> [dropout 0.5] -> ReLU -> concat skip."""
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=INIT, name=f"{name}_conv", dtype=dtype)(x)
+                               kernel_initializer=init(), name=f"{name}_conv", dtype=dtype)(x)
     x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
     if dropout:
         x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout", dtype=dtype)(x)
@@ -198,7 +207,7 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
         x = _up(x, skip, filters, norm=n, dropout=dropout, test_dropout=test_dropout,
                 name=f"up{i + 1}", test_stats=test_stats, dtype=dtype, epsilon=cfg.norm_epsilon)
     x = layers.Conv2DTranspose(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=INIT, name="output",
+                               kernel_initializer=init(), name="output",
                                dtype=dtype)(x)  # (bs, 256, 256, 3)
     return keras.Model(inputs, _float32(x, "output_float32"), name=cfg.generator)
 
@@ -220,14 +229,14 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
     b = keras.Input((s, s, cfg.output_nc), name="target")  # (bs, 256, 256, 3)
     x = layers.Concatenate(name="pair", dtype=dtype)([a, b])  # (bs, 256, 256, 6)
     if cfg.netd_receptive_field == 1:
-        x = layers.Conv2D(f, 1, kernel_initializer=INIT, name="pix1_conv",
+        x = layers.Conv2D(f, 1, kernel_initializer=init(), name="pix1_conv",
                           dtype=dtype)(x)                                      # (bs, 256, 256, 64)
         x = LeakyReLU(name="pix1_lrelu", dtype=dtype)(x)
-        x = layers.Conv2D(f * 2, 1, use_bias=False, kernel_initializer=INIT,
+        x = layers.Conv2D(f * 2, 1, use_bias=False, kernel_initializer=init(),
                           name="pix2_conv", dtype=dtype)(x)                    # (bs, 256, 256, 128)
         x = _norm(n, "pix2_norm", test_stats, dtype, cfg.norm_epsilon)(x)
         x = LeakyReLU(name="pix2_lrelu", dtype=dtype)(x)
-        x = layers.Conv2D(1, 1, kernel_initializer=INIT, name="logits",
+        x = layers.Conv2D(1, 1, kernel_initializer=init(), name="logits",
                           dtype=dtype)(x)                                      # (bs, 256, 256, 1)
         return keras.Model([a, b], _float32(x, "logits_float32"), name="pixelgan")
     n_layers = _PATCH_LAYERS[cfg.netd_receptive_field]
@@ -237,12 +246,12 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
         x = _down(x, f * min(2 ** i, 8), norm=n, name=f"d{i + 1}", test_stats=test_stats,
                   dtype=dtype, epsilon=cfg.norm_epsilon)
     x = layers.ZeroPadding2D(1, name="pad1", dtype=dtype)(x)  # (bs, 34, 34, 256)
-    x = layers.Conv2D(f * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=INIT,
+    x = layers.Conv2D(f * min(2 ** n_layers, 8), 4, use_bias=False, kernel_initializer=init(),
                       name="s1_conv", dtype=dtype)(x)      # (bs, 31, 31, 512)
     x = _norm(n, "s1_norm", test_stats, dtype, cfg.norm_epsilon)(x)
     x = LeakyReLU(name="s1_lrelu", dtype=dtype)(x)
     x = layers.ZeroPadding2D(1, name="pad2", dtype=dtype)(x)  # (bs, 33, 33, 512)
-    x = layers.Conv2D(1, 4, kernel_initializer=INIT, name="logits",
+    x = layers.Conv2D(1, 4, kernel_initializer=init(), name="logits",
                       dtype=dtype)(x)                      # (bs, 30, 30, 1)
     return keras.Model([a, b], _float32(x, "logits_float32"),
                        name=f"patchgan_{cfg.netd_receptive_field}")

@@ -37,6 +37,32 @@ def test_generator_filters_follow_ngf():
     assert g.get_layer("up7_skip").output.shape[-1] == 32  # C64 decoder + 64-channel skip at ngf 16
 
 
+def _kernels(model):
+    return {v.path: v.numpy() for v in model.trainable_variables if v.path.endswith("kernel")}
+
+
+def _seeded(build, seed):
+    tf.keras.utils.set_random_seed(seed)
+    return _kernels(build())
+
+
+@pytest.mark.parametrize("build,shared_shapes", [
+    (lambda: unet_generator(ModelConfig(generator="unet_128", ngf=8, crop_size=128)), True),
+    (lambda: patch_discriminator(ModelConfig(ndf=8, crop_size=128)), False),
+], ids=["generator", "discriminator"])
+def test_initial_weights_follow_the_seed_and_differ_between_layers(build, shared_shapes):
+    """`--seed` decides every kernel, and no two layers start from the same draw (a shared
+    initializer instance in Keras 3 hands every same-shaped kernel identical values)."""
+    a, b, other = _seeded(build, 3), _seeded(build, 3), _seeded(build, 4)
+    assert all(np.array_equal(a[k], b[k]) for k in a), "same seed, same initial weights"
+    assert not any(np.array_equal(a[k], other[k]) for k in a), "another seed, other weights"
+    same_shape = [(i, j) for i in a for j in a if i < j and a[i].shape == a[j].shape]
+    assert bool(same_shape) == shared_shapes
+    clones = [(i, j) for i, j in same_shape if np.array_equal(a[i], a[j])]
+    assert not clones
+    assert all(abs(float(k.std()) - 0.02) < 0.01 for k in a.values())  # N(0, 0.02), the paper's
+
+
 def test_generator_rejects_size_not_divisible():
     with pytest.raises(ValueError, match="divisible by 256"):
         unet_generator(ModelConfig(ngf=8, crop_size=128))
