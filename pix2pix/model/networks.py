@@ -17,6 +17,7 @@ from keras import layers
 
 from pix2pix.config import ModelConfig
 
+
 def init():
     """N(0, 0.02) for one layer's kernel (the paper's init).
 
