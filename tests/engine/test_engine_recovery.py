@@ -14,12 +14,20 @@ from pix2pix.pachyderm.engine import Engine
 from engine_testlib import REPO_ROOT, bash_spec, pfs
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal delivers it. A runner may start the tests with SIGINT ignored (as a
+    shell does for a background job); Python keeps an inherited SIG_IGN, so the command under
+    test would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _put_during_a_job(state: Path, src: Path, *, stderr) -> tuple[subprocess.Popen, int]:
     """Start `pix2pix put file` of ``src`` into ``in`` and wait for the job's transform to start;
     returns the command's process and the transform's pid."""
     proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "in@master:/a.txt",
                              "-f", str(src)], cwd=REPO_ROOT, env=dict(os.environ, PIX2PIX_STATE=str(state)),
-                            stdout=subprocess.DEVNULL, stderr=stderr)
+                            stdout=subprocess.DEVNULL, stderr=stderr,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 60
     pid_files = []
     while time.time() < deadline and not pid_files:
