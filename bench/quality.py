@@ -188,16 +188,21 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
     return trainers, ref_g, losses, seconds
 
 
-def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool | None = None):
-    """The trainer's generator rebuilt in float32 with its weights: what test, export and
-    generate run, whatever precision training used (``test_stats``, ``test_dropout``: None for
-    the trained model's own settings)."""
+def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool | None = None,
+                      last: bool = False):
+    """The trainer's generator rebuilt in float32 with the weights test, export and generate
+    run, whatever precision training used: the weight average when the run kept one
+    (``ema_decay`` > 0), else the last weights; ``last``: the last weights regardless.
+    ``test_stats``, ``test_dropout``: None for the trained model's own settings."""
     from pix2pix.model.networks import unet_generator
     c = trainer.cfg
     g = unet_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
                        test_dropout=c.test_dropout if test_dropout is None else test_dropout,
                        dtype="float32")
-    g.set_weights(trainer.generator.get_weights())
+    source = trainer.generator_average
+    if last or source is None:
+        source = trainer.generator
+    g.set_weights(source.get_weights())
     return g
 
 
@@ -322,6 +327,8 @@ def write_html(out: Path, result: dict) -> Path:
             ("project_other_stats", "project, test_stats="
              + OTHER_STATS[result["project_options"]["train"]["test_stats"]]
              + " (same weights, the other batch-norm statistics at test time)"),
+            ("project_last_weights", "project, last weights (same run, without the weight "
+             "average)"),
             ("reference", "reference (training=False)"),
             ("project_training_mode", "project, training mode (per-image statistics, dropout on "
              "at test: the paper's and the tutorial's inference)"),
@@ -337,6 +344,7 @@ def write_html(out: Path, result: dict) -> Path:
     short = {"input": "input", "project": "project", "baseline": f"baseline ({base})",
              "project_other_stats": "project, test_stats="
              + OTHER_STATS[result["project_options"]["train"]["test_stats"]],
+             "project_last_weights": "project, last weights",
              "reference": "reference (training=False)",
              "project_training_mode": "project (training mode)",
              "reference_training_mode": "reference (training=True)", "target": "target"}
@@ -494,6 +502,10 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         other = OTHER_STATS[trainers["project"].cfg.test_stats]
         gen["project_other_stats"] = lambda: generate(
             float32_generator(trainers["project"], test_stats=other), test_ds)
+        if trainers["project"].generator_average is not None:
+            # The same run without the weight average: what that default alone is worth.
+            gen["project_last_weights"] = lambda: generate(
+                float32_generator(trainers["project"], last=True), test_ds)
         gen["reference"] = lambda: generate(ref_g, test_ds)
         if reference_training_mode:
             # The project in the tutorial's inference mode (per-image statistics, dropout on):

@@ -78,6 +78,10 @@ class TrainConfig:
         "lr_decay_epochs; junyanz's default), or constant.")
     lr_decay_epochs: int = _f(100, "Epochs of linear decay at the end (lr_policy linear).")
     clip_grad: float | None = _f(None, "Clip gradients to this global norm (off by default).")
+    ema_decay: float = _f(
+        0.999, "Test, export and generate use an exponential moving average of the generator's "
+        "weights over the last quarter of the steps so far, at most 1/(1 - ema_decay) steps "
+        "(1000 at 0.999; docs/model.md). 0: the last weights, as the paper.")
     seed: int | None = _f(None, "Random seed for weights, shuffling and jitter.")
     save_freq: int = _f(500, "Write a checkpoint every this many steps (and always at the end).")
     keep_checkpoints: int = _f(3, "How many checkpoints to keep.")
@@ -93,9 +97,10 @@ class TrainConfig:
     jit_compile: bool = _f(False, "Compile the train step with XLA.")
 
 
-# Model options added after runs were already saved: the value those runs were trained with,
-# which is not necessarily today's default.
+# Options added after runs were already saved: the value those runs were trained with, which is
+# not necessarily today's default.
 _SAVED_MODEL_FALLBACKS = {"norm_epsilon": 1e-5}
+SAVED_TRAIN_FALLBACKS = {"ema_decay": 0.0}
 
 
 def saved_model_config(values: dict[str, Any], *, source: str) -> ModelConfig:

@@ -57,8 +57,9 @@ class Translator(tf.Module):
 
 
 def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = None,
-           test_stats: str | None = None) -> Path:
-    """Write the SavedModel of the latest checkpoint in ``checkpoint`` to ``output_dir``.
+           test_stats: str | None = None, last_weights: bool = False) -> Path:
+    """Write the SavedModel of the latest checkpoint in ``checkpoint`` to ``output_dir``, with
+    its options.json (``"weights"`` says whether the weight average or the last weights).
 
     ``output_dir`` must not exist, be empty, or hold an earlier export (which is replaced).
     """
@@ -66,7 +67,7 @@ def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = No
 
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     generator, options = restore_generator(checkpoint, test_dropout=test_dropout,
-                                           test_stats=test_stats)
+                                           test_stats=test_stats, last_weights=last_weights)
     model = options["model"]
     if model.get("input_nc", 3) != 3 or model.get("output_nc", 3) != 3:
         raise ModelError(f"{checkpoint}: export serves RGB; this model has input_nc="

@@ -20,13 +20,15 @@ from pix2pix.evaluate import evaluate_pairs, format_table, write_json
 
 def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = None,
              model: Path | None = None, test_dropout: bool | None = None,
-             test_stats: str | None = None, dataset_fn: Callable | None = None) -> dict:
+             test_stats: str | None = None, last_weights: bool = False,
+             dataset_fn: Callable | None = None) -> dict:
     """Translate the pairs in ``input_dir`` and write images, index.html and metrics.json.
 
     Args:
         checkpoint: a ``pix2pix train`` output folder; or
         model: a ``pix2pix export`` folder (exactly one of the two).
-        test_dropout, test_stats: inference behaviour (checkpoint only; an export has its own).
+        test_dropout, test_stats, last_weights: inference behaviour (checkpoint only; an export
+            has its own).
         dataset_fn: ``make_dataset`` replacement for tests.
 
     Returns:
@@ -42,12 +44,13 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
     if checkpoint is not None:
         from pix2pix.model.trainer import restore_generator
         generator, options = restore_generator(checkpoint, test_dropout=test_dropout,
-                                               test_stats=test_stats)
+                                               test_stats=test_stats, last_weights=last_weights)
         translate = lambda x: to_uint8(generator(x, training=False))  # noqa: E731
     else:
-        if test_dropout or test_stats:
-            raise UsageError("--test_dropout/--test_stats apply to --checkpoint; an export "
-                             "keeps the ones it was exported with (re-export to change them)")
+        if test_dropout or test_stats or last_weights:
+            raise UsageError("--test_dropout/--test_stats/--last_weights apply to --checkpoint; "
+                             "an export keeps the ones it was exported with (re-export to "
+                             "change them)")
         loaded, options = load_translator(model)
         serve = loaded.signatures["serving_default"]
         translate = lambda x: serve(images=to_uint8(x))["output"]  # noqa: E731

@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, build, from_dict,
-                            save_options, saved_model_config)
+from pix2pix.config import (SAVED_TRAIN_FALLBACKS, DataConfig, ModelConfig, TrainConfig, build,
+                            from_dict, save_options, saved_model_config)
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -111,7 +111,13 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
                 f"{output_dir} (options.json); drop the option to resume that run, or train "
                 "the new architecture into another --output_dir")
     data = build(DataConfig, requested["data"], saved.get("data"), source=str(saved_path))
-    train = build(TrainConfig, requested["train"], saved.get("train"), source=str(saved_path))
+    saved_train = {**SAVED_TRAIN_FALLBACKS, **(saved.get("train") or {})}
+    train = build(TrainConfig, requested["train"], saved_train, source=str(saved_path))
+    if train.ema_decay > 0 and not float(saved_train["ema_decay"]) > 0:
+        raise UsageError(
+            f"{source.get('ema_decay', 'ema_decay')}: the run in {output_dir} was trained "
+            "without a weight average (ema_decay 0 in options.json), so its checkpoints have "
+            "none to resume; drop the option, or give --ema_decay 0")
     if "max_epochs" in requested["train"] and "max_steps" not in requested["train"]:
         # A new epoch limit replaces a saved step limit (which would otherwise win).
         train = dataclasses.replace(train, max_steps=None)
@@ -138,8 +144,9 @@ def check_options(model: ModelConfig, train: TrainConfig) -> None:
     for name, value in non_negative.items():
         if value is not None and value < 0:
             raise UsageError(f"--{name} {value}: must not be negative")
-    if not 0 <= train.beta1 < 1:
-        raise UsageError(f"--beta1 {train.beta1}: must be in [0, 1)")
+    for name in ("beta1", "ema_decay"):
+        if not 0 <= getattr(train, name) < 1:
+            raise UsageError(f"--{name} {getattr(train, name)}: must be in [0, 1)")
 
 
 # --------------------------------------------------------------------------- loop

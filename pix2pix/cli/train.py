@@ -17,6 +17,9 @@ _INFERENCE = (
                  help="Keep dropout on at inference (default: the saved train option)."),
     click.option("--test_stats", type=click.Choice(["image", "running"]), default=None,
                  help="Batch-norm statistics at inference (default: the saved train option)."),
+    click.option("--last_weights", is_flag=True, default=False,
+                 help="The generator's last weights instead of their moving average (for a "
+                      "run trained with --ema_decay > 0, the default)."),
 )
 
 
@@ -71,13 +74,13 @@ def train_cmd(input_dir: Path, output_dir: Path, params_file: Path | None,
               help="Where images/, index.html and metrics.json go.")
 @_inference_options
 def test_cmd(checkpoint: Path | None, model: Path | None, input_dir: Path, output_dir: Path,
-             test_dropout: bool | None, test_stats: str | None) -> None:
+             test_dropout: bool | None, test_stats: str | None, last_weights: bool) -> None:
     """Translate test pairs; write images, an index.html and metrics.json (L1, PSNR, SSIM)."""
     _quiet_tf()
     from pix2pix.testmode import run_test
 
     run_test(input_dir=input_dir, output_dir=output_dir, checkpoint=checkpoint, model=model,
-             test_dropout=test_dropout, test_stats=test_stats)
+             test_dropout=test_dropout, test_stats=test_stats, last_weights=last_weights)
 
 
 @cli.command("export")
@@ -86,14 +89,14 @@ def test_cmd(checkpoint: Path | None, model: Path | None, input_dir: Path, outpu
               help="New, empty, or earlier-export folder for the SavedModel.")
 @_inference_options
 def export_cmd(checkpoint: Path, output_dir: Path, test_dropout: bool | None,
-               test_stats: str | None) -> None:
+               test_stats: str | None, last_weights: bool) -> None:
     """Export the latest checkpoint as a SavedModel (signatures serving_default: uint8 images
     -> uint8 images, and translate_png: encoded image -> PNG), with options.json."""
     _quiet_tf()
     from pix2pix.export import export
 
     out = export(checkpoint=checkpoint, output_dir=output_dir, test_dropout=test_dropout,
-                 test_stats=test_stats)
+                 test_stats=test_stats, last_weights=last_weights)
     click.echo(f"exported {out}", err=True)
 
 

@@ -25,8 +25,9 @@ def _check_report(out: Path, result: dict, *, n_test: int, samples: int, steps: 
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "results.json").read_text())
     assert saved["test_pairs"] == n_test
-    assert set(saved["summary"]) == {"project", "project_other_stats", "reference",
-                                     "project_training_mode", "reference_training_mode",
+    assert set(saved["summary"]) == {"project", "project_other_stats", "project_last_weights",
+                                     "reference", "project_training_mode",
+                                     "reference_training_mode",
                                      *(["baseline"] if baseline else [])}
     run = saved["runs"][0]
     assert run["steps"] == steps

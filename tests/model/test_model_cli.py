@@ -134,6 +134,23 @@ def test_resume_keeps_saved_options_and_accepts_train_overrides(tmp_path):
         resolve_options(input_dir=tmp_path, output_dir=out, params_file=None, given={})
 
 
+def test_resuming_a_run_saved_without_a_weight_average(tmp_path):
+    """Its checkpoints hold no average: it resumes without one, and asking for one is refused."""
+    from pix2pix.config import save_options
+    out = tmp_path / "out"
+    out.mkdir()
+    save_options(out / "options.json", model=ModelConfig(ngf=8), data=DataConfig(),
+                 train=TrainConfig())
+    options = json.loads((out / "options.json").read_text())
+    del options["train"]["ema_decay"]  # as written before the option existed
+    (out / "options.json").write_text(json.dumps(options))
+    _, _, cfg = resolve_options(input_dir=tmp_path, output_dir=out, params_file=None, given={})
+    assert cfg.ema_decay == 0.0
+    with pytest.raises(UsageError, match=r"--ema_decay: the run in .* without a weight average"):
+        resolve_options(input_dir=tmp_path, output_dir=out, params_file=None,
+                        given={"ema_decay": 0.99})
+
+
 def _png(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
@@ -177,6 +194,7 @@ def test_evaluate_without_any_match_is_a_data_error(tmp_path, capsys):
     (["--save_freq", "0"], "--save_freq 0: must be greater than 0"),
     (["--batch_size", "-1"], "--batch_size -1: must be greater than 0"),
     (["--norm_epsilon", "0"], "--norm_epsilon 0.0: must be greater than 0"),
+    (["--ema_decay", "1"], "--ema_decay 1.0: must be in [0, 1)"),
 ])
 def test_unusable_values_are_usage_errors(tmp_path, capsys, flags, needle):
     write_pairs(tmp_path / "in", n=1, size=32)

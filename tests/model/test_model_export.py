@@ -15,6 +15,7 @@ from pix2pix.errors import ModelError
 from pix2pix.export import export
 from pix2pix.model import restore_generator
 from pix2pix.testmode import run_test
+from tests.model.conftest import write_pairs
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,43 @@ def test_restore_keeps_the_norm_epsilon_the_run_was_trained_with(trained_run, tm
     (copy / "options.json").write_text(json.dumps(options))
     generator, _ = restore_generator(copy)
     assert generator.get_layer("down2_norm").epsilon == 1e-5
+
+
+def test_restore_gives_the_weight_average_when_the_run_kept_one(tmp_path, make_dataset):
+    import shutil
+
+    from pix2pix.config import DataConfig, ModelConfig, TrainConfig
+    from pix2pix.model.trainer import CHECKPOINT_SUBDIR, Trainer, restore_latest
+    from pix2pix.train import train
+    model = ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128)
+    cfg = TrainConfig(max_steps=12, seed=0, summary_freq=0, ema_decay=0.999)
+    run = tmp_path / "run"
+    train(input_dir=write_pairs(tmp_path / "pairs", n=3, size=128), output_dir=run, model=model,
+          data=DataConfig(load_size=128), train=cfg, progress=False, dataset_fn=make_dataset)
+    saved = Trainer(model, cfg)
+    restore_latest(saved.checkpoint, run / CHECKPOINT_SUBDIR)
+    average, last = saved.generator_average.get_weights(), saved.generator.get_weights()
+    assert any(not np.array_equal(x, y) for x, y in zip(average, last))
+    generator, options = restore_generator(run)
+    assert options["weights"] == "average"
+    for x, y in zip(generator.get_weights(), average):
+        np.testing.assert_array_equal(x, y)
+    generator, options = restore_generator(run, last_weights=True)  # test/export --last_weights
+    assert options["weights"] == "last"
+    for x, y in zip(generator.get_weights(), last):
+        np.testing.assert_array_equal(x, y)
+    # An export says which weights it serves.
+    out = export(checkpoint=run, output_dir=tmp_path / "exp", last_weights=True)
+    assert json.loads((out / "options.json").read_text())["weights"] == "last"
+    # A run saved before the option existed has no average: its last weights.
+    copy = tmp_path / "old"
+    shutil.copytree(run, copy)
+    options = json.loads((copy / "options.json").read_text())
+    del options["train"]["ema_decay"]
+    (copy / "options.json").write_text(json.dumps(options))
+    generator, _ = restore_generator(copy)
+    for x, y in zip(generator.get_weights(), last):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_restore_generator_errors(tmp_path):

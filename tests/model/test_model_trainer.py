@@ -43,6 +43,24 @@ def test_overfits_four_pairs(fixed_pairs, precision):
     assert set(losses) >= {"g_total", "g_gan", "g_l1", "d_loss"}
 
 
+def test_weight_average_follows_its_ramp_and_cap(fixed_pairs):
+    """avg <- d avg + (1 - d) w after every step, d = 1 - 1/h, h = steps/4 within [1, 1/(1 - ema_decay)]."""
+    a, b = fixed_pairs
+    t = Trainer(TINY, TrainConfig(ema_decay=0.75))  # cap: an average over 4 steps, from step 16
+    picks = [0, 3, len(t.generator.weights) - 1]  # a kernel, a batch-norm scale, the output bias
+    expected = [t.generator.weights[i].numpy().astype(np.float64) for i in picks]
+    for step in range(1, 21):
+        t.train_step(a[step % 4:step % 4 + 1], b[step % 4:step % 4 + 1], tf.constant(2e-4))
+        d = 1 - 1 / min(4.0, max(1.0, step / 4))
+        expected = [d * e + (1 - d) * t.generator.weights[i].numpy()
+                    for e, i in zip(expected, picks)]
+    for e, i in zip(expected, picks):
+        avg, last = t.generator_average.weights[i].numpy(), t.generator.weights[i].numpy()
+        np.testing.assert_allclose(avg, e, rtol=1e-4, atol=1e-6)
+        assert not np.allclose(avg, last, rtol=0, atol=1e-7)  # it is not the last weights
+    assert Trainer(TINY, TrainConfig(ema_decay=0.0)).generator_average is None
+
+
 def test_clip_grad_limits_the_applied_gradient(fixed_pairs):
     a, b = fixed_pairs
     t = Trainer(TINY, TrainConfig(clip_grad=0.01))
