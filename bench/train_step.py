@@ -50,8 +50,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--ngf", type=int, default=64)
     ap.add_argument("--precision", default="auto", help="the train option (auto: the default)")
+    ap.add_argument("--ema_decay", type=float, default=TrainConfig.ema_decay,
+                    help="the train option (0: no weight average to update)")
     a = ap.parse_args()
-    trainer = Trainer(ModelConfig(ngf=a.ngf, ndf=a.ngf), TrainConfig(precision=a.precision))
+    trainer = Trainer(ModelConfig(ngf=a.ngf, ndf=a.ngf),
+                      TrainConfig(precision=a.precision, ema_decay=a.ema_decay))
     x = tf.random.uniform([a.batch, 256, 256, 3], -1, 1)
     y = tf.random.uniform([a.batch, 256, 256, 3], -1, 1)
     lr = tf.constant(2e-4)
