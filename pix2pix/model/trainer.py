@@ -103,9 +103,11 @@ class Trainer:
         """
         t = tf.cast(self.step, tf.float32)
         cap = 1.0 / (1.0 - self.cfg.ema_decay)
-        d = 1.0 - 1.0 / tf.minimum(cap, tf.maximum(1.0, t / EMA_RAMP))
+        rate = 1.0 / tf.minimum(cap, tf.maximum(1.0, t / EMA_RAMP))  # 1 - d
         for avg, w in zip(self.generator_average.weights, self.generator.weights):
-            avg.assign(d * avg + (1.0 - d) * w)
+            # avg - (1 - d) (avg - w) in TensorFlow's fused kernel: the same average at half
+            # the memory traffic of assign(d * avg + (1 - d) * w) (memory-bound on CPU).
+            tf.raw_ops.ResourceApplyGradientDescent(var=avg.handle, alpha=rate, delta=avg - w)
 
 
 def checkpoint_manager(checkpoint: tf.train.Checkpoint, output_dir: Path, *, keep: int,
