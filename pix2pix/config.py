@@ -100,7 +100,13 @@ class TrainConfig:
 # Options added after runs were already saved: the value those runs were trained with, which is
 # not necessarily today's default.
 _SAVED_MODEL_FALLBACKS = {"norm_epsilon": 1e-5}
-SAVED_TRAIN_FALLBACKS = {"ema_decay": 0.0}
+_SAVED_TRAIN_FALLBACKS = {"ema_decay": 0.0}
+
+
+def saved_train_options(values: dict[str, Any] | None) -> dict[str, Any]:
+    """A saved run's train options (``options.json``'s "train" group), with the value its run
+    was trained with for every option the file predates."""
+    return {**_SAVED_TRAIN_FALLBACKS, **(values or {})}
 
 
 def saved_model_config(values: dict[str, Any], *, source: str) -> ModelConfig:

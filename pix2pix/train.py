@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pix2pix.config import (SAVED_TRAIN_FALLBACKS, DataConfig, ModelConfig, TrainConfig, build,
-                            from_dict, save_options, saved_model_config)
+from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options,
+                            saved_model_config, saved_train_options)
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -111,7 +111,7 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
                 f"{output_dir} (options.json); drop the option to resume that run, or train "
                 "the new architecture into another --output_dir")
     data = build(DataConfig, requested["data"], saved.get("data"), source=str(saved_path))
-    saved_train = {**SAVED_TRAIN_FALLBACKS, **(saved.get("train") or {})}
+    saved_train = saved_train_options(saved.get("train"))
     train = build(TrainConfig, requested["train"], saved_train, source=str(saved_path))
     if train.ema_decay > 0 and not float(saved_train["ema_decay"]) > 0:
         raise UsageError(

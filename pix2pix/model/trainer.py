@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from pix2pix.config import SAVED_TRAIN_FALLBACKS, ModelConfig, TrainConfig, saved_model_config
+from pix2pix.config import ModelConfig, TrainConfig, saved_model_config, saved_train_options
 from pix2pix.errors import ModelError
 from pix2pix.model.losses import clip_gradients, discriminator_loss, generator_loss
 from pix2pix.model.networks import patch_discriminator, unet_generator
@@ -210,14 +210,14 @@ def restore_generator(checkpoint_dir: Path, *, test_dropout: bool | None = None,
         raise ModelError(f"{checkpoint_dir}: checkpoint folder not found")
     options = read_options(checkpoint_dir)
     model = saved_model_config(options["model"], source=str(checkpoint_dir / OPTIONS_FILE))
-    saved_train = options.get("train", {})
+    saved_train = saved_train_options(options.get("train"))
     if test_dropout is None:
         test_dropout = bool(saved_train.get("test_dropout", False))
     if test_stats is None:
         test_stats = saved_train.get("test_stats", "image")
     generator = unet_generator(model, test_dropout=test_dropout, test_stats=test_stats)
     # The weight average when the run kept one, else the last weights.
-    ema = float(saved_train.get("ema_decay", SAVED_TRAIN_FALLBACKS["ema_decay"])) > 0
+    ema = float(saved_train["ema_decay"]) > 0
     options["weights"] = "average" if ema and not last_weights else "last"
     key = {"average": "generator_average", "last": "generator"}[options["weights"]]
     found = restore_latest(tf.train.Checkpoint(**{key: generator}),
