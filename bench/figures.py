@@ -148,7 +148,7 @@ def incremental(state: Path, *, base: int, steps: int) -> None:
 
     from pix2pix.demo import synthetic
     from pix2pix.pachyderm.engine import Engine
-    from pix2pix.pachyderm.spec import load_spec_file
+    from pix2pix.pachyderm.specfile import load_spec_file
 
     shutil.rmtree(state, ignore_errors=True)
     work = state.parent / f"{state.name}-files"

@@ -514,7 +514,7 @@ def wait_commitset_cmd(commit_set_id: str, executor: str | None, no_run: bool | 
 # -- pipelines -------------------------------------------------------------------------------------
 
 def _load_specs(files: tuple[str, ...]) -> list[tuple[str, dict]]:
-    from pix2pix.pachyderm.spec import load_spec_file, load_spec_text
+    from pix2pix.pachyderm.specfile import load_spec_file, load_spec_text
     out = []
     for f in files:
         if f == "-":

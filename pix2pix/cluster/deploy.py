@@ -19,7 +19,9 @@ from python_pachyderm.proto.v2.pps import pps_pb2
 
 from pix2pix.cluster.connection import Cluster, rpc_error
 from pix2pix.errors import SpecError, UsageError
-from pix2pix.pachyderm.spec import load_spec_file, pfs_inputs, validate_spec
+from pix2pix.pachyderm import dag
+from pix2pix.pachyderm.spec import PipelineSpec, parse_spec
+from pix2pix.pachyderm.specfile import load_spec_file
 
 GPU_SUFFIX = "-gpu"
 # Descriptions deploy gives the source repos it creates (pachctl list repo shows them).
@@ -30,15 +32,18 @@ REPO_DESCRIPTIONS = {
 
 
 @dataclass
-class PipelineSpec:
-    """One pipeline spec as read from a file (Pachyderm JSON, camelCase)."""
+class SpecFile:
+    """One pipeline spec as read from a file, typed (the same parse as the embedded engine's)."""
 
-    name: str
-    spec: dict[str, Any]
+    spec: PipelineSpec
     source: Path
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
     def input_repos(self) -> list[str]:
-        return sorted({p["repo"] for p in pfs_inputs(self.spec.get("input") or {}) if "repo" in p})
+        return sorted(self.spec.input_repos)
 
 
 @dataclass
@@ -51,13 +56,13 @@ class DeployResult:
     pipelines_updated: list[str] = field(default_factory=list)
 
 
-def read_spec_file(path: Path) -> list[dict[str, Any]]:
+def read_spec_file(path: Path) -> list[PipelineSpec]:
     """The specs in one file (JSON or YAML, one object, an array, or ``---``-separated documents),
     each checked against Pachyderm's schema exactly as the embedded engine checks it."""
-    return [validate_spec(spec, source=src) for src, spec in load_spec_file(path)]
+    return [parse_spec(spec, source=src) for src, spec in load_spec_file(path)]
 
 
-def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:
+def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[SpecFile]:
     """The pipeline specs of a folder, one per pipeline name, in dependency order.
 
     ``NAME.json`` is the CPU spec of pipeline NAME and ``NAME-gpu.json`` its GPU variant; other
@@ -73,12 +78,12 @@ def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:
     if not pipelines_dir.is_dir():
         raise UsageError(f"pipelines folder {pipelines_dir} not found; pass --pipelines DIR "
                          "(the project's pipelines/ holds the four specs)")
-    chosen: dict[str, tuple[tuple[int, int], PipelineSpec]] = {}
+    chosen: dict[str, tuple[tuple[int, int], SpecFile]] = {}
     for path in sorted(pipelines_dir.glob("*.json")):
         is_gpu = path.stem.endswith(GPU_SUFFIX)
         base = path.stem[: -len(GPU_SUFFIX)] if is_gpu else path.stem
         for spec in read_spec_file(path):
-            name = spec["pipeline"]["name"]
+            name = spec.name
             rank = (0 if name == base else 1, 0 if is_gpu == gpu else 1)
             if name in chosen:
                 best, other = chosen[name]
@@ -87,45 +92,32 @@ def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[PipelineSpec]:
                                     "keep one spec per pipeline and variant in the folder")
                 if rank > best:
                     continue
-            chosen[name] = (rank, PipelineSpec(name=name, spec=spec, source=path))
+            chosen[name] = (rank, SpecFile(spec=spec, source=path))
     if not chosen:
         raise UsageError(f"{pipelines_dir}: no pipeline specs (*.json) found")
     return order_specs([spec for _, spec in chosen.values()])
 
 
-def order_specs(specs: Iterable[PipelineSpec]) -> list[PipelineSpec]:
+def order_specs(specs: Iterable[SpecFile]) -> list[SpecFile]:
     """Topological order: a pipeline after every pipeline whose output repo it reads."""
     by_name = {s.name: s for s in specs}
-    done: list[PipelineSpec] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            raise SpecError(f"{by_name[name].source}: pipelines form a cycle: {' -> '.join(chain + (name,))}")
-        state[name] = "visiting"
-        for repo in by_name[name].input_repos():
-            if repo in by_name:
-                visit(repo, chain + (name,))
-        state[name] = "done"
-        done.append(by_name[name])
-
-    for name in sorted(by_name):
-        visit(name, ())
-    return done
+    graph = {n: s.spec.input_repos for n, s in by_name.items()}
+    loop = dag.cycle(graph)
+    if loop:
+        raise SpecError(f"{by_name[loop[0]].source}: pipelines form a cycle: {' -> '.join(loop)}")
+    return [by_name[n] for n in dag.ordered(graph)]
 
 
-def source_repos(specs: list[PipelineSpec]) -> list[str]:
+def source_repos(specs: list[SpecFile]) -> list[str]:
     """Input repos no pipeline writes: the ones users put data into (training, input_images)."""
     outputs = {s.name for s in specs}
     return sorted({r for s in specs for r in s.input_repos()} - outputs)
 
 
-def to_request(spec: PipelineSpec, *, update: bool) -> pps_pb2.CreatePipelineRequest:
+def to_request(spec: SpecFile, *, update: bool) -> pps_pb2.CreatePipelineRequest:
     """The CreatePipelineRequest pachctl would send for this spec (``pachctl create pipeline -f``)."""
     try:
-        req = json_format.ParseDict(spec.spec, pps_pb2.CreatePipelineRequest())
+        req = json_format.ParseDict(spec.spec.raw, pps_pb2.CreatePipelineRequest())
     except json_format.ParseError as e:
         raise SpecError(f"{spec.source}: pipeline {spec.name!r}: {e}") from None
     req.update = update

@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> Path:
     """Run the whole DAG on the embedded engine; returns the path of the HTML page."""
     from pix2pix.pachyderm.engine import Engine
     from pix2pix.pachyderm.provenance import render
-    from pix2pix.pachyderm.spec import load_spec_file
+    from pix2pix.pachyderm.specfile import load_spec_file
 
     if cfg.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {cfg.steps}")

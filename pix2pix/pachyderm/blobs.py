@@ -2,8 +2,8 @@
 
 A blob is written to a temp file in ``blobs/tmp``, fsynced, then renamed into place, so a crash
 leaves at most a stray temp file (removed by :meth:`BlobStore.clean_tmp`), never a half blob under
-a real name. Equal content is stored once. Blobs are made read-only against accidental writes; jobs get
-copies, never links to them.
+a real name. Equal content is stored once. Blobs are made read-only against accidental writes;
+jobs get copies, never links to them.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from pix2pix.errors import StoreError
+from pix2pix.errors import NotFoundError, StoreError, StoreFullError
 
 CHUNK = 1 << 20
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -25,7 +25,7 @@ EMPTY = hashlib.sha256(b"").hexdigest()
 def store_error(e: OSError, what: str) -> StoreError:
     """Turn an OSError into a StoreError that says what to do about it."""
     if e.errno == errno.ENOSPC:
-        return StoreError(f"{what}: disk full ({e.filename or ''}); free space and retry, "
+        return StoreFullError(f"{what}: disk full ({e.filename or ''}); free space and retry, "
                           "nothing was committed")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return StoreError(f"{what}: state folder is not writable ({e.filename or e}); "
@@ -94,15 +94,18 @@ class BlobStore:
                 return self.put(f)
         except OSError as e:
             if isinstance(e, FileNotFoundError) or e.errno == errno.EISDIR:
-                raise StoreError(f"{path}: cannot read ({e.strerror})") from None
+                raise NotFoundError(f"{path}: cannot read ({e.strerror})") from None
             raise
+
+    def _missing(self, digest: str) -> StoreError:
+        return StoreError(f"blob {digest[:12]} is missing from the store ({self.root}); the "
+                          "state folder is damaged")
 
     def read(self, digest: str) -> bytes:
         try:
             return self.path(digest).read_bytes() if digest != EMPTY else b""
         except FileNotFoundError:
-            raise StoreError(f"blob {digest[:12]} is missing from the store "
-                             f"({self.root}); the state folder is damaged") from None
+            raise self._missing(digest) from None
 
     def stream(self, digest: str, chunk_size: int = CHUNK) -> Iterator[bytes]:
         if digest == EMPTY:
@@ -110,27 +113,18 @@ class BlobStore:
         try:
             f = open(self.path(digest), "rb")
         except FileNotFoundError:
-            raise StoreError(f"blob {digest[:12]} is missing from the store "
-                             f"({self.root}); the state folder is damaged") from None
+            raise self._missing(digest) from None
         with f:
             while chunk := f.read(chunk_size):
                 yield chunk
 
-    def materialize(self, digest: str, dest: Path, *, link: bool = True) -> None:
-        """Place a blob's content at ``dest``: a hard link (read-only, no copy) when possible,
-        else a copy."""
+    def copy_to(self, digest: str, dest: Path) -> None:
+        """Place a copy of a blob's content at ``dest`` (never a link: the reader may write)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         if digest == EMPTY:
             dest.write_bytes(b"")
             return
-        src = self.path(digest)
-        if link:
-            try:
-                os.link(src, dest)
-                return
-            except OSError:
-                pass  # another filesystem, or links not allowed: copy instead
-        shutil.copyfile(src, dest)
+        shutil.copyfile(self.path(digest), dest)
 
     def clean_tmp(self, older_than_s: float = 3600.0) -> None:
         """Remove temp files left by killed writers (only those of dead processes or old ones)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm.globs import compile_glob, expand_paths, normalize
 from pix2pix.pachyderm.info import DatumInput
+from pix2pix.pachyderm.spec import Input, PfsInput
 
 Tree = dict[str, tuple[str, int]]  # path -> (sha256, size)
 
@@ -35,6 +36,7 @@ class Match:
     glob_path: str
     files: list[tuple[str, str, int]]  # (path, sha256, size)
     key: str = ""  # joinOn / groupBy value
+    key_env: str = ""  # PACH_DATUM_<name>_JOIN_ON or _GROUP_BY, once a join or group used the key
 
     def as_input(self) -> DatumInput:
         return DatumInput(name=self.name, repo=self.repo, branch=self.branch, commit=self.commit,
@@ -59,25 +61,23 @@ class InputCommit:
     tree: Tree
 
 
-def pfs_matches(pfs: dict, ic: InputCommit) -> list[Match]:
+def pfs_matches(pfs: PfsInput, ic: InputCommit) -> list[Match]:
     """The datums of one pfs input: one Match per path its glob selects, in path order."""
-    name = pfs.get("name") or pfs["repo"]
-    pattern = normalize(pfs["glob"])
+    pattern = normalize(pfs.glob)
     if not ic.tree or ic.commit is None:
         return []
-    out = []
     if pattern == "/":
         files = [(p, h, s) for p, (h, s) in sorted(ic.tree.items())]
-        return [Match(name, ic.repo, ic.branch, ic.commit, "/", files)]
+        return [Match(pfs.name, ic.repo, ic.branch, ic.commit, "/", files)]
     rx = compile_glob(pattern)
-    key_expr = pfs.get("joinOn") or pfs.get("groupBy") or ""
+    out = []
     for path in expand_paths(ic.tree):
         m = rx.fullmatch(path)
         if not m:
             continue
         prefix = path + "/"
         files = [(p, h, s) for p, (h, s) in sorted(ic.tree.items()) if p == path or p.startswith(prefix)]
-        out.append(Match(name, ic.repo, ic.branch, ic.commit, path, files, _key(key_expr, m)))
+        out.append(Match(pfs.name, ic.repo, ic.branch, ic.commit, path, files, _key(pfs.key, m)))
     return out
 
 
@@ -91,59 +91,52 @@ def _key(expr: str, m) -> str:
     return out
 
 
-def compute(inp: dict, commits: dict[tuple[str, str], InputCommit], *, salt: str) -> list[Datum]:
+def compute(inp: Input, commits: dict[tuple[str, str], InputCommit], *, salt: str) -> list[Datum]:
     """All datums of an input tree, with ids and hashes. ``commits`` maps (repo, branch) to
     what that pfs input reads."""
-    combos = _combos(inp, commits)
     datums: dict[str, Datum] = {}
-    for matches in combos:
-        d = Datum(id=datum_id(matches), matches=matches)
-        d.hash = datum_hash(matches, salt)
-        for m in matches:
-            if m.key:
-                d.extra_env[f"PACH_DATUM_{m.name}_JOIN_ON" if _in_join(inp) else
-                            f"PACH_DATUM_{m.name}_GROUP_BY"] = m.key
+    for matches in _combos(inp, commits):
+        d = Datum(id=datum_id(matches), matches=matches, hash=datum_hash(matches, salt))
+        d.extra_env.update({m.key_env: m.key for m in matches if m.key_env})
         datums.setdefault(d.id, d)  # a union of the same input twice yields the datum once
     return list(datums.values())
 
 
-def _in_join(inp: dict) -> bool:
-    return bool(inp.get("join"))
-
-
-def _combos(inp: dict, commits: dict[tuple[str, str], InputCommit]) -> list[list[Match]]:
-    if inp.get("pfs"):
-        pfs = inp["pfs"]
-        ic = commits[(pfs["repo"], pfs.get("branch") or "master")]
-        return [[m] for m in pfs_matches(pfs, ic)]
-    if inp.get("cross"):
-        parts = [_combos(c, commits) for c in inp["cross"]]
+def _combos(inp: Input, commits: dict[tuple[str, str], InputCommit]) -> list[list[Match]]:
+    if inp.pfs is not None:
+        return [[m] for m in pfs_matches(inp.pfs, commits[(inp.pfs.repo, inp.pfs.branch)])]
+    if inp.kind == "cross":
+        parts = [_combos(c, commits) for c in inp.children]
         return [[m for part in combo for m in part] for combo in itertools.product(*parts)]
-    if inp.get("union"):
-        return [c for child in inp["union"] for c in _combos(child, commits)]
-    if inp.get("join"):
-        return _join(inp["join"], commits)
-    if inp.get("group"):
-        return _group(inp["group"], commits)
+    if inp.kind == "union":
+        return [c for child in inp.children for c in _combos(child, commits)]
+    if inp.kind == "join":
+        return _join(inp.children, commits)
+    if inp.kind == "group":
+        return _group(inp.children, commits)
     raise SpecError("input: only pfs, cross, union, join and group inputs run on the embedded "
                     "engine (cron and spout need a real Pachyderm)")
 
 
-def _keyed(children: list[dict], commits, what: str) -> list[tuple[dict, list[Match]]]:
+def _keyed(children: tuple[Input, ...], commits, what: str) -> list[tuple[PfsInput, list[Match]]]:
     out = []
+    env = "JOIN_ON" if what == "join" else "GROUP_BY"
     for child in children:
-        if not child.get("pfs"):
+        if child.pfs is None:
             raise SpecError(f"input.{what}: only pfs inputs can be {what}ed on the embedded engine")
-        pfs = child["pfs"]
-        ic = commits[(pfs["repo"], pfs.get("branch") or "master")]
-        out.append((pfs, pfs_matches(pfs, ic)))
+        pfs = child.pfs
+        matches = pfs_matches(pfs, commits[(pfs.repo, pfs.branch)])
+        for m in matches:
+            if m.key:
+                m.key_env = f"PACH_DATUM_{m.name}_{env}"
+        out.append((pfs, matches))
     return out
 
 
-def _join(children: list[dict], commits) -> list[list[Match]]:
+def _join(children: tuple[Input, ...], commits) -> list[list[Match]]:
     keyed = _keyed(children, commits, "join")
     keys: list[str] = []
-    for pfs, matches in keyed:
+    for _, matches in keyed:
         for m in matches:
             if m.key not in keys:
                 keys.append(m.key)
@@ -153,12 +146,12 @@ def _join(children: list[dict], commits) -> list[list[Match]]:
         present = [bool(ms) for ms in per_input]
         if all(present):
             out.extend([list(c) for c in itertools.product(*per_input)])
-        elif any(bool(pfs.get("outerJoin")) and ok for (pfs, _), ok in zip(keyed, present)):
+        elif any(pfs.outer_join and ok for (pfs, _), ok in zip(keyed, present)):
             out.extend([list(c) for c in itertools.product(*[ms for ms in per_input if ms])])
     return out
 
 
-def _group(children: list[dict], commits) -> list[list[Match]]:
+def _group(children: tuple[Input, ...], commits) -> list[list[Match]]:
     keyed = _keyed(children, commits, "group")
     groups: dict[str, list[Match]] = {}
     for _, matches in keyed:

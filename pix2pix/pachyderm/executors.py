@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,11 @@ from pathlib import Path
 from pix2pix.errors import JobError, UsageError
 
 _PFS = re.compile(r"(?<![\w.~-])/pfs(?![\w.~-])")
+
+
+def rewrite_pfs(text: str, root: str) -> str:
+    """``text`` with every ``/pfs`` path prefix replaced by ``root`` (the job's folder)."""
+    return text if root == "/pfs" else _PFS.sub(root, text)
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
@@ -95,9 +99,6 @@ class ProcessExecutor(Executor):
         self._links.append(link)
         return str(link)
 
-    def rewrite(self, text: str, root: str) -> str:
-        return _PFS.sub(root, text)
-
     def start(self, req: RunRequest) -> subprocess.Popen:
         root = req.extra.get("root") or self.visible_root(req.pfs_root)
         req.extra["root"] = root
@@ -106,9 +107,9 @@ class ProcessExecutor(Executor):
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
         env.pop("PYTHONHOME", None)
         for k, v in req.env.items():
-            env[k] = self.rewrite(v, root)
-        cmd = [self.rewrite(c, root) for c in req.cmd]
-        stdin = [self.rewrite(s, root) for s in req.stdin] if req.stdin else None
+            env[k] = rewrite_pfs(v, root)
+        cmd = [rewrite_pfs(c, root) for c in req.cmd]
+        stdin = [rewrite_pfs(s, root) for s in req.stdin] if req.stdin else None
         exe = shutil.which(cmd[0], path=env["PATH"]) if "/" not in cmd[0] else cmd[0]
         if exe is None:
             raise JobError(f"transform.cmd[0] {cmd[0]!r} is not installed on this machine "
@@ -117,7 +118,7 @@ class ProcessExecutor(Executor):
         cwd = req.work_dir
         if req.working_dir:
             # A folder of the image (/app) does not exist here: only /pfs/... or a host folder.
-            wd = self.rewrite(req.working_dir, root)
+            wd = rewrite_pfs(req.working_dir, root)
             cwd = Path(wd) if os.path.isdir(wd) else req.work_dir
         log = open(req.log_path, "ab")
         try:
@@ -252,6 +253,3 @@ def wait(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, bool]:
         stop(proc, grace_s=2.0)
         return (proc.returncode if proc.returncode is not None else -9), True
 
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -1,4 +1,5 @@
-"""Typed results of the embedded engine, shaped after Pachyderm 2.x's pfs/pps *Info messages.
+"""Typed results of the embedded engine, shaped after Pachyderm 2.x's pfs/pps *Info messages,
+and the job and datum states as one enum each, with pachd's names.
 
 These are plain dataclasses (``dataclasses.asdict`` gives the ``--json`` form) so the CLI, the
 gRPC server and the demo read the same fields. Times are UNIX seconds (float); ``None`` means
@@ -6,12 +7,57 @@ gRPC server and the demo read the same fields. Times are UNIX seconds (float); `
 """
 from __future__ import annotations
 
+import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from pix2pix.pachyderm.spec import PipelineSpec
+
 Origin = Literal["USER", "AUTO"]
-JobState = Literal["created", "running", "success", "failure", "killed"]
-DatumState = Literal["success", "skipped", "failed", "recovered", "starting"]
+
+
+class _State(str, enum.Enum):
+    """A state stored and printed by its value (``"success"``), with pachd's name beside it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class JobState(_State):
+    """pps.JobState: a job is created, runs, and ends in success, failure or killed."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    KILLED = "killed"
+
+    @property
+    def pachd(self) -> str:
+        """pachd's name: ``JobState.SUCCESS.pachd == "JOB_SUCCESS"``."""
+        return "JOB_" + self.name
+
+    @property
+    def done(self) -> bool:
+        return self in (JobState.SUCCESS, JobState.FAILURE, JobState.KILLED)
+
+
+class DatumState(_State):
+    """pps.DatumState of one datum of a job."""
+
+    STARTING = "starting"
+    SUCCESS = "success"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RECOVERED = "recovered"
+
+    @property
+    def pachd(self) -> str:
+        """pachd's name: ``DatumState.FAILED.pachd == "FAILED"``."""
+        return self.name
 
 
 @dataclass
@@ -76,7 +122,8 @@ class FileInfo:
 
 @dataclass
 class PipelineInfo:
-    """A pipeline: its current spec (camelCase, as validated), version (1 + number of updates)."""
+    """A pipeline: its current spec (camelCase, as validated), version (1 + number of updates).
+    ``salt`` changes with ``update pipeline --reprocess``; it is part of every datum's hash."""
 
     name: str
     spec: dict
@@ -85,6 +132,12 @@ class PipelineInfo:
     created: float
     last_job_state: Optional[str] = None
     description: str = ""
+    salt: str = ""
+
+    @functools.cached_property
+    def parsed(self) -> PipelineSpec:
+        """The spec, typed (built once per PipelineInfo)."""
+        return PipelineSpec.from_raw(self.spec)
 
 
 @dataclass

@@ -13,62 +13,54 @@ outputs hold the path, and that datum's recorded input files and commits.
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING
+import functools
 
+from pix2pix.pachyderm.commits import inspect_commit, resolve
+from pix2pix.pachyderm.context import Context
+from pix2pix.pachyderm.files import walk_files
 from pix2pix.pachyderm.info import ProvenanceNode
 from pix2pix.pachyderm.refs import clean_path
 
-if TYPE_CHECKING:
-    from pix2pix.pachyderm.engine import Engine
 
-
-def trace(engine: "Engine", repo: str, ref: str | None, path: str) -> ProvenanceNode:
+def trace(ctx: Context, repo: str, ref: str | None, path: str) -> ProvenanceNode:
     """The provenance tree of ``repo@ref:path`` (a file, or a folder: all files under it).
     When several datums wrote the files, the root lists them all and has one child per datum."""
-    cid = engine.resolve(repo, ref)
-    paths = [f.path for f in engine.walk_files(repo, cid, clean_path(path))]
-    nodes = _build(engine, repo, cid, paths, None, {})
+    cid = resolve(ctx, repo, ref)
+    paths = [f.path for f in walk_files(ctx, repo, cid, clean_path(path))]
+    nodes = _build(ctx, repo, cid, paths, None, {})
     if len(nodes) == 1:
         return nodes[0]
-    info = engine.inspect_commit(repo, cid)
+    info = inspect_commit(ctx, repo, cid)
+    auto = info.origin == "AUTO"
     return ProvenanceNode(repo=repo, commit=cid, branch=info.branch, origin=info.origin,
-                          paths=paths, pipeline=repo if info.origin == "AUTO" else None,
-                          job_id=cid if info.origin == "AUTO" else None, inputs=nodes)
+                          paths=paths, pipeline=repo if auto else None,
+                          job_id=cid if auto else None, inputs=nodes)
 
 
-def _build(engine: "Engine", repo: str, cid: str, paths: list[str], input_name: str | None,
+def _build(ctx: Context, repo: str, cid: str, paths: list[str], input_name: str | None,
            memo: dict) -> list[ProvenanceNode]:
     key = (repo, cid, tuple(paths), input_name)
     if key in memo:
         return memo[key]
-    info = engine.inspect_commit(repo, cid)
+    info = inspect_commit(ctx, repo, cid)
+    node = functools.partial(ProvenanceNode, repo=repo, commit=cid, branch=info.branch,
+                             origin=info.origin, input_name=input_name)
     if info.origin != "AUTO":
-        out = [ProvenanceNode(repo=repo, commit=cid, branch=info.branch, origin=info.origin,
-                              paths=paths, input_name=input_name)]
-        memo[key] = out
-        return out
-    store = engine.store
+        memo[key] = [node(paths=paths)]
+        return memo[key]
     by_datum: dict[str, list[str]] = {}
     for p in paths:
-        for r in store.q("SELECT datum_id FROM datum_outputs WHERE pipeline=? AND job_id=? AND path=?",
-                         (repo, cid, p)):
-            by_datum.setdefault(r["datum_id"], []).append(p)
+        for did in ctx.store.datums_writing(repo, cid, p):
+            by_datum.setdefault(did, []).append(p)
     out = []
     for did, dpaths in sorted(by_datum.items()):
-        row = store.q1("SELECT inputs FROM datums WHERE pipeline=? AND job_id=? AND id=?",
-                       (repo, cid, did))
-        node = ProvenanceNode(repo=repo, commit=cid, branch=info.branch, origin="AUTO",
-                              paths=dpaths, pipeline=repo, job_id=cid, datum_id=did,
-                              input_name=input_name)
-        for inp in json.loads(row["inputs"]) if row else []:
-            node.inputs += _build(engine, inp["repo"], inp["commit"], inp["files"], inp["name"], memo)
-        out.append(node)
-    if not out:  # a commit made outside a job (should not happen): show it without parents
-        out = [ProvenanceNode(repo=repo, commit=cid, branch=info.branch, origin="AUTO",
-                              paths=paths, pipeline=repo, input_name=input_name)]
-    memo[key] = out
-    return out
+        n = node(paths=dpaths, pipeline=repo, job_id=cid, datum_id=did)
+        for inp in ctx.store.datum_inputs(repo, cid, did):
+            n.inputs += _build(ctx, inp.repo, inp.commit, inp.files, inp.name, memo)
+        out.append(n)
+    # A commit made outside a job (should not happen): show it without parents.
+    memo[key] = out or [node(paths=paths, pipeline=repo)]
+    return memo[key]
 
 
 def to_dict(node: ProvenanceNode) -> dict:

@@ -1,5 +1,6 @@
-"""What every servicer of ``pix2pix local serve`` shares: engine errors mapped to gRPC status codes,
-and every RPC outside the served subset answered UNIMPLEMENTED with its full method name.
+"""What every servicer of ``pix2pix local serve`` shares: engine errors mapped to gRPC status codes
+by their class, and every RPC outside the served subset answered UNIMPLEMENTED with its full
+method name.
 
 The generated servicers (python_pachyderm.proto.v2.*_pb2_grpc) already answer UNIMPLEMENTED, but
 with "Method not implemented!", which tells a user nothing; :func:`complete` replaces each method a
@@ -9,58 +10,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from typing import Any, Callable
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
-from pix2pix.errors import (ClusterError, DataError, JobError, ModelError, Pix2PixError, SpecError,
-                            StoreError, UsageError)
+from pix2pix.errors import Pix2PixError
 
 SERVED_BY = "pix2pix local serve"
-
-# Message shapes an engine error uses, for the cases its class alone does not settle.
-_NOT_FOUND = re.compile(r"\b(not found|does not exist|no such|unknown (repo|branch|commit|pipeline|job|file|datum))\b", re.I)
-_EXISTS = re.compile(r"\balready exists?\b", re.I)
-_PRECONDITION = re.compile(r"\b(is (already )?(finished|closed|open|not finished|still open)|"
-                           r"has (downstream|dependent)|in use|depends on|is an output|output repo)\b", re.I)
-
-
-def status_for(err: Exception) -> grpc.StatusCode:
-    """The gRPC code for an engine error: by its class where the class is precise (or carries a
-    ``grpc_code`` / ``kind`` attribute), else by the shape of its message."""
-    code = getattr(err, "grpc_code", None)
-    if isinstance(code, grpc.StatusCode):
-        return code
-    kind = str(getattr(err, "kind", "") or "").lower()
-    by_kind = {"not_found": grpc.StatusCode.NOT_FOUND, "notfound": grpc.StatusCode.NOT_FOUND,
-               "exists": grpc.StatusCode.ALREADY_EXISTS, "already_exists": grpc.StatusCode.ALREADY_EXISTS,
-               "precondition": grpc.StatusCode.FAILED_PRECONDITION,
-               "invalid": grpc.StatusCode.INVALID_ARGUMENT}
-    if kind in by_kind:
-        return by_kind[kind]
-    name = type(err).__name__.lower()
-    if "notfound" in name:
-        return grpc.StatusCode.NOT_FOUND
-    if "exists" in name:
-        return grpc.StatusCode.ALREADY_EXISTS
-    msg = str(err)
-    if _EXISTS.search(msg):
-        return grpc.StatusCode.ALREADY_EXISTS
-    if _NOT_FOUND.search(msg):
-        return grpc.StatusCode.NOT_FOUND
-    if _PRECONDITION.search(msg):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(err, (SpecError, UsageError, DataError, ValueError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(err, (JobError, ModelError)):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(err, StoreError):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(err, (ClusterError, Pix2PixError)):
-        return grpc.StatusCode.UNKNOWN
-    return grpc.StatusCode.INTERNAL
 
 
 class Abort(Exception):
@@ -71,14 +28,28 @@ class Abort(Exception):
         self.code = code
 
 
-def _abort(context: grpc.ServicerContext, err: Exception) -> None:
+def status_for(err: Exception) -> grpc.StatusCode:
+    """The gRPC code for an error, by its class: each engine error class names its code
+    (``Pix2PixError.grpc_status``); a few Python errors map as pachd's Go errors would."""
     if isinstance(err, Abort):
-        context.abort(err.code, str(err))
-    if isinstance(err, (Pix2PixError, ValueError, KeyError, FileNotFoundError)):
-        msg = str(err) if not isinstance(err, KeyError) else f"not found: {err.args[0] if err.args else err}"
-        code = grpc.StatusCode.NOT_FOUND if isinstance(err, (KeyError, FileNotFoundError)) else status_for(err)
-        context.abort(code, msg)
-    context.abort(grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}")
+        return err.code
+    if isinstance(err, Pix2PixError):
+        return grpc.StatusCode[err.grpc_status]
+    if isinstance(err, (KeyError, FileNotFoundError)):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(err, ValueError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    return grpc.StatusCode.INTERNAL
+
+
+def _abort(context: grpc.ServicerContext, err: Exception) -> None:
+    if isinstance(err, KeyError):
+        message = f"not found: {err.args[0] if err.args else err}"
+    elif isinstance(err, (Abort, Pix2PixError, ValueError, FileNotFoundError)):
+        message = str(err)
+    else:
+        message = f"{type(err).__name__}: {err}"
+    context.abort(status_for(err), message)
 
 
 def handler(fn: Callable) -> Callable:

@@ -133,45 +133,36 @@ class EngineAdapter:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    # Engine lookups the servicers need that the Engine facade does not offer (yet): open
-    # commits, and which datum wrote an output file. Read from its store, read-only but for the
-    # description of an open commit.
+    # Lookups the servicers need beyond the Engine facade, answered by the store.
     def is_open(self, repo: str, commit_id: str) -> bool:
-        return self.engine.store.q1("SELECT 1 FROM open_commits WHERE repo=? AND id=?",
-                                    (repo, commit_id)) is not None
+        return self.engine.store.get_open_commit(repo, commit_id) is not None
 
-    def open_commit_row(self, repo: str, commit_id: str):
-        return self.engine.store.q1("SELECT * FROM open_commits WHERE repo=? AND id=?", (repo, commit_id))
+    def open_commit(self, repo: str, commit_id: str) -> I.CommitInfo | None:
+        return self.engine.store.get_open_commit(repo, commit_id)
 
     def open_on_branch(self, repo: str, branch: str) -> str | None:
-        row = self.engine.store.q1("SELECT id FROM open_commits WHERE repo=? AND branch=? "
-                                   "ORDER BY started DESC LIMIT 1", (repo, branch))
-        return row["id"] if row else None
+        """The newest open commit on ``repo@branch``, if any."""
+        found = self.engine.store.list_open_commits(repo, branch)
+        return found[0].id if found else None
 
     def open_repos_in_set(self, commit_id: str) -> list[str]:
         """Repos where the commit set ``commit_id`` still has an open (user) commit."""
-        return [r["repo"] for r in self.engine.store.q(
-            "SELECT repo FROM open_commits WHERE id=? ORDER BY repo", (commit_id,))]
+        return self.engine.store.open_commit_repos(commit_id)
 
     def commit_set_exists(self, commit_id: str) -> bool:
-        return self.engine.store.q1("SELECT 1 FROM commits WHERE id=?", (commit_id,)) is not None
+        return bool(self.engine.store.commit_set(commit_id))
 
     def children(self, repo: str, commit_id: str) -> list[str]:
         """Commits whose parent is ``commit_id`` (pachd's CommitInfo.child_commits)."""
-        return [r["id"] for r in self.engine.store.q(
-            "SELECT id FROM commits WHERE repo=? AND parent=? ORDER BY seq", (repo, commit_id))]
+        return self.engine.commit_children(repo, commit_id)
 
     def set_open_description(self, repo: str, commit_id: str, description: str) -> None:
         """FinishCommit may (re)write the description, as pachd allows."""
-        with self.engine.store.tx() as c:
-            c.execute("UPDATE open_commits SET description=? WHERE repo=? AND id=?",
-                      (description, repo, commit_id))
+        self.engine.store.set_open_description(repo, commit_id, description)
 
     def datum_of(self, repo: str, commit_id: str, path: str) -> str:
         """The datum that wrote ``path`` in a pipeline's output commit ("" if none is recorded)."""
-        row = self.engine.store.q1("SELECT datum_id FROM datum_outputs WHERE pipeline=? AND job_id=? "
-                                   "AND path=? LIMIT 1", (repo, commit_id, path))
-        return row["datum_id"] if row else ""
+        return self.engine.datum_of(repo, commit_id, path) or ""
 
 
 # -- conversions --------------------------------------------------------------------------------
@@ -214,14 +205,14 @@ def commit_info_pb(c: I.CommitInfo, children: list[str] = ()) -> pfs_pb2.CommitI
         details=pfs_pb2.CommitInfo.Details(size_bytes=c.size))
 
 
-def open_commit_info_pb(row) -> pfs_pb2.CommitInfo:
+def open_commit_info_pb(c: I.CommitInfo) -> pfs_pb2.CommitInfo:
     """An open commit as pachd shows one: started, not finished."""
     return pfs_pb2.CommitInfo(
-        commit=commit_pb(row["repo"], row["id"], row["branch"]),
+        commit=commit_pb(c.repo, c.id, c.branch),
         origin=pfs_pb2.CommitOrigin(kind=pfs_pb2.OriginKind.USER),
-        description=row["description"],
-        parent_commit=commit_pb(row["repo"], row["parent"], row["branch"]) if row["parent"] else None,
-        started=ts(row["started"]))
+        description=c.description,
+        parent_commit=commit_pb(c.repo, c.parent, c.branch) if c.parent else None,
+        started=ts(c.started))
 
 
 def file_info_pb(f: I.FileInfo, *, branch: str = "", datum: str = "") -> pfs_pb2.FileInfo:
@@ -233,15 +224,14 @@ def file_info_pb(f: I.FileInfo, *, branch: str = "", datum: str = "") -> pfs_pb2
         size_bytes=f.size, hash=bytes.fromhex(f.hash) if f.hash else b"")
 
 
-_JOB_STATES = {"created": pps_pb2.JobState.JOB_CREATED, "running": pps_pb2.JobState.JOB_RUNNING,
-               "success": pps_pb2.JobState.JOB_SUCCESS, "failure": pps_pb2.JobState.JOB_FAILURE,
-               "killed": pps_pb2.JobState.JOB_KILLED}
-_DATUM_STATES = {"success": pps_pb2.DatumState.SUCCESS, "skipped": pps_pb2.DatumState.SKIPPED,
-                 "failed": pps_pb2.DatumState.FAILED, "starting": pps_pb2.DatumState.STARTING}
-
-
 def job_state_pb(state: str | None) -> int:
-    return _JOB_STATES.get(state or "", pps_pb2.JobState.JOB_STATE_UNKNOWN)
+    """pps.JobState of an engine job state (JOB_STATE_UNKNOWN for none)."""
+    return pps_pb2.JobState.Value(I.JobState(state).pachd) if state else \
+        pps_pb2.JobState.JOB_STATE_UNKNOWN
+
+
+def datum_state_pb(state: str) -> int:
+    return pps_pb2.DatumState.Value(I.DatumState(state).pachd)
 
 
 def pipeline_pb(name: str) -> pps_pb2.Pipeline:
@@ -307,7 +297,7 @@ def datum_info_pb(d: I.DatumInfo) -> pps_pb2.DatumInfo:
             file_type=pfs_pb2.FileType.FILE if is_file else pfs_pb2.FileType.DIR))
     return pps_pb2.DatumInfo(
         datum=pps_pb2.Datum(id=d.id, job=pps_pb2.Job(pipeline=pipeline_pb(d.pipeline), id=d.job_id)),
-        state=_DATUM_STATES.get(d.state, pps_pb2.DatumState.UNKNOWN), data=data)
+        state=datum_state_pb(d.state), data=data)
 
 
 def log_pb(line: I.LogLine) -> pps_pb2.LogMessage:

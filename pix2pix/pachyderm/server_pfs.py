@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 from python_pachyderm.proto.v2.pfs import pfs_pb2, pfs_pb2_grpc
 
-from pix2pix.errors import StoreError
+from pix2pix.errors import NotAFileError, NotFoundError
 from pix2pix.pachyderm.refs import COMMIT_ID, clean_path
 from pix2pix.pachyderm.server_base import Abort, complete
 from pix2pix.pachyderm.server_engine import (
@@ -37,6 +37,11 @@ def _repo_name(repo: pfs_pb2.Repo) -> str:
 
 def _commit_repo(c: pfs_pb2.Commit) -> str:
     return _repo_name(c.repo if c.HasField("repo") and c.repo.name else c.branch.repo)
+
+
+def _file_not_found(repo: str, commit_id: str, path: str) -> Abort:
+    """A missing path in pachd's words, which python-pachyderm's path_exists() matches."""
+    return Abort(grpc.StatusCode.NOT_FOUND, f"file {path} not found in repo {repo} at commit {commit_id}")
 
 
 @complete(pfs_pb2.DESCRIPTOR.services_by_name["API"])
@@ -69,19 +74,12 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
                 return repo, open_id, True
         return repo, self.eng.resolve(repo, ref), False
 
-    def _file_not_found(self, repo: str, commit_id: str, path: str, err: Exception) -> Exception:
-        """The engine's missing-path error in pachd's words, which python-pachyderm's
-        path_exists() matches; any other error unchanged."""
-        if "no such file or folder" in str(err):
-            return Abort(grpc.StatusCode.NOT_FOUND, f"file {path} not found in repo {repo} at commit {commit_id}")
-        return err
-
     def _inspect(self, repo: str, commit_id: str, path: str):
         """The engine's FileInfo, or pachd's NOT_FOUND for a missing path."""
         try:
             return self.eng.inspect_file(repo, commit_id, path)
-        except StoreError as e:
-            raise self._file_not_found(repo, commit_id, path, e) from None
+        except NotFoundError:
+            raise _file_not_found(repo, commit_id, path) from None
 
     # -- repos ---------------------------------------------------------------------------------
     def CreateRepo(self, request, context):
@@ -147,7 +145,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
         if request.wait in (pfs_pb2.CommitState.COMMIT_STATE_UNKNOWN, pfs_pb2.CommitState.STARTED):
             repo, cid, is_open = self._resolve(request.commit)
             if is_open:
-                return open_commit_info_pb(self.a.open_commit_row(repo, cid))
+                return open_commit_info_pb(self.a.open_commit(repo, cid))
             return self._commit_info(repo, cid)
         # Waiting: an open commit must be finished by its writer, then the pipelines must run;
         # only then is a branch resolved, since on pachd its new output commit would already exist.
@@ -314,8 +312,8 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
         repo, cid, path = self._file(request.file)
         try:
             infos = self.eng.list_files(repo, cid, path)
-        except StoreError as e:
-            raise self._file_not_found(repo, cid, path, e) from None
+        except NotFoundError:
+            raise _file_not_found(repo, cid, path) from None
         if request.reverse:
             infos = infos[::-1]
         if request.number:
@@ -360,11 +358,11 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
             raise Abort(grpc.StatusCode.UNIMPLEMENTED, "GetFile to a URL is not served by `pix2pix local serve`")
         try:
             stream = self.eng.get_file_stream(repo, cid, path)
-        except StoreError as e:
-            if "not a file" in str(e):
-                raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"{repo}@{cid}:{path} is a directory; use GetFileTAR (get_file_tar) for it") from None
-            raise self._file_not_found(repo, cid, path, e) from None
+        except NotAFileError:
+            raise Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{repo}@{cid}:{path} is a directory; use GetFileTAR (get_file_tar) for it") from None
+        except NotFoundError:
+            raise _file_not_found(repo, cid, path) from None
         skip = request.offset
         sent = False
         for chunk in chunks(stream, MESSAGE_BYTES):

@@ -6,19 +6,12 @@ import grpc
 from google.protobuf import empty_pb2
 from python_pachyderm.proto.v2.pps import pps_pb2, pps_pb2_grpc
 
-from pix2pix.errors import StoreError
+from pix2pix.errors import NotFoundError
+from pix2pix.pachyderm import dag
 from pix2pix.pachyderm.server_base import Abort, complete
 from pix2pix.pachyderm.server_engine import (
     EngineAdapter, datum_info_pb, job_info_pb, log_pb, pipeline_info_pb, request_to_spec, wait_until,
 )
-
-_DONE = ("success", "failure", "killed")
-
-
-def _input_repos(spec: dict) -> set[str]:
-    from pix2pix.pachyderm.spec import pfs_inputs
-    return {p["repo"] for p in pfs_inputs(spec.get("input") or {})}
-
 
 def _pipeline_name(p: pps_pb2.Pipeline) -> str:
     if p.project.name not in ("", "default"):
@@ -44,10 +37,8 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         try:
             self.eng.inspect_pipeline(name)
             return True
-        except StoreError as e:
-            if "not found" in str(e) or "no pipeline" in str(e).lower():
-                return False
-            raise
+        except NotFoundError:
+            return False
 
     # -- pipelines -----------------------------------------------------------------------------
     def CreatePipeline(self, request, context):
@@ -87,13 +78,9 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
 
     def DeleteAll(self, request, context):
         """Every pipeline, downstream ones first, with their output repos."""
-        pipelines = {p.name: p for p in self.eng.list_pipelines()}
-        while pipelines:
-            read = {r for p in pipelines.values() for r in _input_repos(p.spec)}
-            leaves = [n for n in pipelines if n not in read] or list(pipelines)
-            for name in leaves:
-                self.eng.delete_pipeline(name, force=True)
-                del pipelines[name]
+        pipelines = {p.name: p.parsed.input_repos for p in self.eng.list_pipelines()}
+        for name in reversed(dag.ordered(pipelines)):
+            self.eng.delete_pipeline(name, force=True)
         return empty_pb2.Empty()
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -102,7 +89,7 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         if details:
             try:
                 spec = self.eng.inspect_pipeline(j.pipeline).spec
-            except StoreError:
+            except NotFoundError:
                 spec = None
         return job_info_pb(j, spec=spec)
 
@@ -115,8 +102,8 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
 
     def _job_done(self, name: str, job_id: str) -> bool:
         try:
-            return self.eng.inspect_job(name, job_id).state in _DONE
-        except StoreError:
+            return self.eng.inspect_job(name, job_id).state.done
+        except NotFoundError:
             return False
 
     def _job_set(self, job_id: str) -> list:

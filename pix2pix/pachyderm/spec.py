@@ -1,106 +1,225 @@
-"""Pipeline spec files: loading (JSON or YAML, several documents separated by ``---`` lines or a
-JSON array), snake_case -> camelCase, validation against Pachyderm's official JSON schema
-(v2.11.6, draft-04, shipped in ``schema/``) and semantic checks. Shared by the embedded engine
-and the cluster client, so a spec is judged the same way wherever it is going to run.
+"""The pipeline spec, typed: built once by :func:`parse_spec` (Pachyderm's JSON schema v2.11.6,
+draft-04, shipped in ``schema/``, plus the checks pachd makes at create time) and shared by the
+embedded engine, ``pix2pix local serve`` and the cluster client, so a spec is judged the same
+way wherever it is going to run. Defaults live here and nowhere else::
 
-    load_spec_file(path) -> [(source, spec), ...]      source = "file.json" or "file.json#2"
-    validate_spec(spec, source=...) -> spec (camelCase)  or SpecError naming file/pipeline/field
+    input.pfs.branch   "master"          input.pfs.name     the repo's name
+    input.pfs.project  "default"         pipeline.project   "default"
+    datumTries         3                 outputBranch       "master"
+    parallelismSpec    1 worker          reprocessSpec      "until_success"
 
-snake_case is accepted (converted to camelCase before validation) because pachctl accepts it too:
-it decodes with Go protojson, which takes both the proto and the JSON name of every field.
+    spec = parse_spec(raw_dict, source="edges.json")   # SpecError naming source, pipeline, field
+    spec.pfs_inputs        -> (PfsInput(name, repo, branch, glob, field="input.cross[0].pfs"), ...)
+    spec.input_branches    -> (("images", "master"), ...)   each (repo, branch) once
+    spec.raw               -> the camelCase dict, as stored and as sent to pachd
+
+A stored spec is rebuilt with :meth:`PipelineSpec.from_raw` (no second schema check).
 """
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Optional
 
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm.globs import check_glob
+from pix2pix.pachyderm.specfile import camelize
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
-PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
+NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 INPUT_KINDS = ("pfs", "cross", "union", "join", "group", "cron")
-# Fields whose values are maps with user keys (env var names, labels): never rename inside them.
-MAP_FIELDS = {"env", "annotations", "labels", "nodeSelector", "node_selector"}
+COMBINATIONS = ("cross", "union", "join", "group")
+DEFAULT_BRANCH = "master"
+DEFAULT_PROJECT = "default"
+DEFAULT_DATUM_TRIES = 3  # Pachyderm's default
 _DURATION = re.compile(r"^([0-9]+\.?[0-9]*|\.[0-9]+)s$")
 
 
-def load_spec_file(path: Path | str) -> list[tuple[str, dict]]:
-    """Read every pipeline spec in a file. Raises SpecError naming the file (and document)."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"{path}: cannot read spec file ({e})") from None
-    return load_spec_text(text, source=str(path))
+# -- the typed spec --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PfsInput:
+    """One pfs input, defaults applied. ``field`` is where it sits in the spec, for messages."""
+
+    name: str
+    repo: str
+    glob: str
+    branch: str = DEFAULT_BRANCH
+    project: str = DEFAULT_PROJECT
+    commit: Optional[str] = None
+    join_on: str = ""
+    group_by: str = ""
+    outer_join: bool = False
+    field: str = "input.pfs"
+
+    @property
+    def key(self) -> str:
+        """``joinOn`` or ``groupBy``: what this input's datums are matched on."""
+        return self.join_on or self.group_by
 
 
-def load_spec_text(text: str, *, source: str = "<spec>") -> list[tuple[str, dict]]:
-    """Parse a spec text: a JSON object, a JSON array of objects, or ``---``-separated
-    JSON/YAML documents. Each result is (source, dict) with ``#N`` for the N-th document."""
-    stripped = text.strip()
-    if not stripped:
-        raise SpecError(f"{source}: the spec file is empty")
-    if stripped.startswith("["):
-        docs = _parse_doc(stripped, source)
-        if not isinstance(docs, list):
-            raise SpecError(f"{source}: expected a JSON array of pipeline specs")
-        parts = [(f"{source}#{i + 1}" if len(docs) > 1 else source, d) for i, d in enumerate(docs)]
-    else:
-        chunks = [c for c in re.split(r"(?m)^---[ \t]*$", text) if c.strip()]
-        parts = []
-        for i, chunk in enumerate(chunks):
-            src = f"{source}#{i + 1}" if len(chunks) > 1 else source
-            parts.append((src, _parse_doc(chunk, src)))
-    out = []
-    for src, doc in parts:
-        if not isinstance(doc, dict):
-            raise SpecError(f"{src}: a pipeline spec must be an object, not {type(doc).__name__}")
-        out.append((src, doc))
-    return out
+@dataclass(frozen=True)
+class CronInput:
+    name: str
+    spec: str
+    repo: str = ""
+    overwrite: bool = False
+    field: str = "input.cron"
 
 
-def _parse_doc(text: str, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as je:
-        if text.lstrip().startswith(("{", "[")):
-            # JSON-looking text: YAML may still read it (pachctl uses a YAML decoder), but the
-            # JSON error is the useful one if it does not.
-            err = f"line {je.lineno} column {je.colno}: {je.msg}"
-        else:
-            err = None
-    import yaml
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as ye:
-        raise SpecError(f"{source}: not valid JSON or YAML ({err or str(ye).splitlines()[0]})") from None
+@dataclass(frozen=True)
+class Input:
+    """A node of the input tree: a ``pfs`` or ``cron`` leaf, or a combination of children."""
+
+    kind: str  # one of INPUT_KINDS
+    pfs: Optional[PfsInput] = None
+    cron: Optional[CronInput] = None
+    children: tuple["Input", ...] = ()
+    field: str = "input"
+
+    def walk(self) -> Iterator["Input"]:
+        """This node and every node under it, depth first."""
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+    @functools.cached_property
+    def pfs_inputs(self) -> tuple[PfsInput, ...]:
+        return tuple(n.pfs for n in self.walk() if n.pfs is not None)
+
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:
+        """The /pfs folder names a datum of this input has (union: those of any branch)."""
+        out: list[str] = []
+        for n in self.walk():
+            leaf = n.pfs or n.cron
+            if leaf is not None and leaf.name not in out:
+                out.append(leaf.name)
+        return tuple(out)
+
+    def has(self, kind: str) -> bool:
+        return any(n.kind == kind for n in self.walk())
 
 
-def to_camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+@dataclass(frozen=True)
+class Transform:
+    cmd: tuple[str, ...]
+    stdin: Optional[tuple[str, ...]] = None
+    err_cmd: tuple[str, ...] = ()
+    err_stdin: Optional[tuple[str, ...]] = None
+    image: Optional[str] = None
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: Optional[str] = None
+    accept_return_code: frozenset[int] = frozenset()
+    datum_batching: bool = False
 
 
-def camelize(spec: Any) -> Any:
-    """A copy with snake_case keys renamed to camelCase (not inside env/labels maps)."""
-    if isinstance(spec, dict):
-        out = {}
-        for k, v in spec.items():
-            key = to_camel(k) if isinstance(k, str) else k
-            out[key] = copy.deepcopy(v) if key in MAP_FIELDS else camelize(v)
-        return out
-    if isinstance(spec, list):
-        return [camelize(v) for v in spec]
-    return spec
+@dataclass(frozen=True, eq=False)
+class PipelineSpec:
+    """A validated pipeline spec with Pachyderm's defaults applied."""
+
+    name: str
+    transform: Transform
+    input: Input
+    raw: dict[str, Any]
+    project: str = DEFAULT_PROJECT
+    description: str = ""
+    output_branch: str = DEFAULT_BRANCH
+    datum_tries: int = DEFAULT_DATUM_TRIES
+    datum_timeout: Optional[float] = None  # seconds
+    job_timeout: Optional[float] = None
+    parallelism: int = 1  # parallelismSpec.constant
+    every_job: bool = False  # reprocessSpec "every_job"
+    service: Optional[dict[str, Any]] = None
+    spout: Optional[dict[str, Any]] = None
+
+    @property
+    def pfs_inputs(self) -> tuple[PfsInput, ...]:
+        return self.input.pfs_inputs
+
+    @functools.cached_property
+    def input_branches(self) -> tuple[tuple[str, str], ...]:
+        """Each (repo, branch) this pipeline reads, once, in spec order."""
+        return tuple(dict.fromkeys((p.repo, p.branch) for p in self.pfs_inputs))
+
+    @property
+    def input_repos(self) -> set[str]:
+        return {p.repo for p in self.pfs_inputs}
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> "PipelineSpec":
+        """The typed spec of an already validated camelCase dict (a stored spec)."""
+        t = raw.get("transform") or {}
+        par = raw.get("parallelismSpec") or {}
+        return cls(
+            name=raw["pipeline"]["name"],
+            project=(raw["pipeline"].get("project") or {}).get("name") or DEFAULT_PROJECT,
+            description=raw.get("description", ""),
+            transform=Transform(
+                cmd=tuple(t.get("cmd") or ()), stdin=_opt_tuple(t.get("stdin")),
+                err_cmd=tuple(t.get("errCmd") or ()), err_stdin=_opt_tuple(t.get("errStdin")),
+                image=t.get("image") or None,
+                env={k: str(v) for k, v in (t.get("env") or {}).items()},
+                working_dir=t.get("workingDir") or None,
+                accept_return_code=frozenset(int(c) for c in t.get("acceptReturnCode") or ()),
+                datum_batching=bool(t.get("datumBatching"))),
+            input=build_input(raw["input"], "input"),
+            raw=raw,
+            output_branch=raw.get("outputBranch") or DEFAULT_BRANCH,
+            datum_tries=int(raw.get("datumTries") or DEFAULT_DATUM_TRIES),
+            datum_timeout=parse_duration(raw.get("datumTimeout")),
+            job_timeout=parse_duration(raw.get("jobTimeout")),
+            parallelism=max(1, int(par.get("constant") or 1)),
+            every_job=(raw.get("reprocessSpec") or "until_success") == "every_job",
+            service=raw.get("service") or None,
+            spout=raw.get("spout") or None,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineSpec":
+        return cls.from_raw(json.loads(text))
 
 
+def _opt_tuple(value: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
+    return None if value is None else tuple(value)
+
+
+def build_input(node: dict[str, Any], path: str = "input") -> Input:
+    """The typed tree of a valid input dict (``field`` paths start at ``path``)."""
+    if node.get("pfs"):
+        p = node["pfs"]
+        where = path + ".pfs"
+        return Input("pfs", field=path, pfs=PfsInput(
+            name=p.get("name") or p["repo"], repo=p["repo"], glob=p["glob"],
+            branch=p.get("branch") or DEFAULT_BRANCH,
+            project=(p.get("project") or DEFAULT_PROJECT), commit=p.get("commit") or None,
+            join_on=p.get("joinOn") or "", group_by=p.get("groupBy") or "",
+            outer_join=bool(p.get("outerJoin")), field=where))
+    if node.get("cron"):
+        c = node["cron"]
+        return Input("cron", field=path, cron=CronInput(
+            name=c.get("name") or "", spec=c.get("spec") or "", repo=c.get("repo") or "",
+            overwrite=bool(c.get("overwrite")), field=path + ".cron"))
+    for kind in COMBINATIONS:
+        if node.get(kind):
+            return Input(kind, field=path, children=tuple(
+                build_input(c, f"{path}.{kind}[{i}]") for i, c in enumerate(node[kind])))
+    raise SpecError(f"{path}: exactly one of {', '.join(INPUT_KINDS)} expected")
+
+
+def parse_duration(text: Optional[str]) -> Optional[float]:
+    """``"600s"`` -> 600.0 (the only form Pachyderm's schema allows); None when unset."""
+    if not text:
+        return None
+    return float(str(text).rstrip("s"))
+
+
+# -- validation ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _validator():
     import jsonschema
@@ -121,25 +240,27 @@ def spec_name(spec: dict) -> str:
     return p.get("name", "?") if isinstance(p, dict) else "?"
 
 
-def validate_spec(spec: dict, *, source: str = "<spec>") -> dict:
-    """Check a spec against Pachyderm's schema and the rules pachd enforces when it is created.
-
-    Returns:
-        The spec in camelCase.
+def parse_spec(spec: dict, *, source: str = "<spec>") -> PipelineSpec:
+    """Check a spec against Pachyderm's schema and the rules pachd enforces when it is created,
+    and return it typed (snake_case keys accepted, stored as camelCase).
 
     Raises:
         SpecError: ``<source>: pipeline "<name>": <field>: <problem>``, all problems listed.
     """
-    spec = camelize(spec)
-    name = spec_name(spec)
-    where = f"{source}: pipeline {json.dumps(name)}"
-    problems = [f"{field_path(e.absolute_path)}: {e.message}"
-                for e in sorted(_validator().iter_errors(spec), key=lambda e: list(map(str, e.absolute_path)))]
+    raw = camelize(spec)
+    where = f"{source}: pipeline {json.dumps(spec_name(raw))}"
+    problems = [f"{field_path(e.absolute_path)}: {e.message}" for e in sorted(
+        _validator().iter_errors(raw), key=lambda e: list(map(str, e.absolute_path)))]
     if not problems:
-        problems = semantic_problems(spec)
+        problems = semantic_problems(raw)
     if problems:
         raise SpecError(f"{where}: " + "; ".join(problems))
-    return spec
+    return PipelineSpec.from_raw(raw)
+
+
+def validate_spec(spec: dict, *, source: str = "<spec>") -> dict:
+    """:func:`parse_spec`, returning the validated camelCase dict."""
+    return parse_spec(spec, source=source).raw
 
 
 def semantic_problems(spec: dict) -> list[str]:
@@ -148,7 +269,7 @@ def semantic_problems(spec: dict) -> list[str]:
     name = (spec.get("pipeline") or {}).get("name")
     if not name:
         out.append("pipeline.name: missing; every pipeline needs a name")
-    elif not PIPELINE_NAME.match(name):
+    elif not NAME.match(name):
         out.append(f"pipeline.name: {name!r} is not a valid name (1-63 letters, digits, '_' or '-')")
     transform = spec.get("transform")
     if not transform:
@@ -161,10 +282,10 @@ def semantic_problems(spec: dict) -> list[str]:
     inp = spec.get("input")
     if not inp:
         out.append("input: missing; a pipeline reads at least one pfs input")
-    else:
-        _check_input(inp, "input", out)
-        if name and name in {p.get("repo") for p in pfs_inputs(inp)}:
-            out.append(f"input: the pipeline reads its own output repo {name!r} (a cycle)")
+        return out
+    _check_input(inp, "input", out)
+    if not out and name in {p.repo for p in build_input(inp, "input").pfs_inputs}:
+        out.append(f"input: the pipeline reads its own output repo {name!r} (a cycle)")
     return out
 
 
@@ -176,19 +297,7 @@ def _check_input(inp: dict, path: str, out: list[str]) -> None:
         return
     kind = kinds[0]
     if kind == "pfs":
-        pfs = inp["pfs"]
-        if not pfs.get("repo"):
-            out.append(f"{path}.pfs.repo: missing; name the repo to read")
-        if "glob" not in pfs or pfs.get("glob") in (None, ""):
-            out.append(f"{path}.pfs.glob: missing; \"/\" reads the whole repo as one datum, "
-                       "\"/*\" one datum per top-level entry")
-        else:
-            reason = check_glob(pfs["glob"])
-            if reason:
-                out.append(f"{path}.pfs.glob: {json.dumps(pfs['glob'])} is not a valid glob ({reason})")
-        nm = pfs.get("name") or pfs.get("repo") or ""
-        if nm and not PIPELINE_NAME.match(nm):
-            out.append(f"{path}.pfs.name: {nm!r} is not a valid input name")
+        _check_pfs(inp["pfs"], path, out)
         return
     if kind == "cron":
         return
@@ -198,43 +307,39 @@ def _check_input(inp: dict, path: str, out: list[str]) -> None:
     if kind in ("cross", "join", "group"):
         seen: dict[str, int] = {}
         for i, child in enumerate(children):
-            for nm in input_names(child):
+            for nm in _raw_names(child):
                 if nm in seen:
                     out.append(f"{path}.{kind}[{i}]: input name {nm!r} is also used by "
                                f"{path}.{kind}[{seen[nm]}]; give one a distinct \"name\"")
                 seen.setdefault(nm, i)
     for i, child in enumerate(children):
-        if kind in ("join",) and "pfs" in child and not child["pfs"].get("joinOn"):
+        if kind == "join" and "pfs" in child and not child["pfs"].get("joinOn"):
             out.append(f"{path}.join[{i}].pfs.joinOn: missing; e.g. \"$1\" for the first "
                        "capture group of the glob")
-        if kind in ("group",) and "pfs" in child and not child["pfs"].get("groupBy"):
+        if kind == "group" and "pfs" in child and not child["pfs"].get("groupBy"):
             out.append(f"{path}.group[{i}].pfs.groupBy: missing; e.g. \"$1\"")
 
 
-def input_names(inp: dict) -> list[str]:
-    """The /pfs folder names a datum of this input has (union: those of any branch)."""
-    if "pfs" in inp and inp["pfs"]:
+def _raw_names(inp: dict) -> list[str]:
+    """:attr:`Input.names` of a dict that may still be invalid (for the checks above)."""
+    if inp.get("pfs"):
         return [inp["pfs"].get("name") or inp["pfs"].get("repo") or ""]
     if inp.get("cron"):
         return [inp["cron"].get("name") or ""]
-    names: list[str] = []
-    for kind in ("cross", "union", "join", "group"):
-        for child in inp.get(kind) or []:
-            for n in input_names(child):
-                if n not in names:
-                    names.append(n)
-    return names
+    return list(dict.fromkeys(n for kind in COMBINATIONS for child in inp.get(kind) or []
+                              for n in _raw_names(child)))
 
 
-def pfs_inputs(inp: dict) -> list[dict]:
-    """Every pfs input in an input tree, depth first, with ``name`` and ``branch`` defaulted."""
-    if not inp:
-        return []
-    if inp.get("pfs"):
-        p = dict(inp["pfs"])
-        p.setdefault("branch", "master")
-        p["branch"] = p["branch"] or "master"
-        p["name"] = p.get("name") or p.get("repo")
-        return [p]
-    return [p for kind in ("cross", "union", "join", "group")
-            for child in inp.get(kind) or [] for p in pfs_inputs(child)]
+def _check_pfs(pfs: dict, path: str, out: list[str]) -> None:
+    if not pfs.get("repo"):
+        out.append(f"{path}.pfs.repo: missing; name the repo to read")
+    if pfs.get("glob") in (None, ""):
+        out.append(f"{path}.pfs.glob: missing; \"/\" reads the whole repo as one datum, "
+                   "\"/*\" one datum per top-level entry")
+    else:
+        reason = check_glob(pfs["glob"])
+        if reason:
+            out.append(f"{path}.pfs.glob: {json.dumps(pfs['glob'])} is not a valid glob ({reason})")
+    nm = pfs.get("name") or pfs.get("repo") or ""
+    if nm and not NAME.match(nm):
+        out.append(f"{path}.pfs.name: {nm!r} is not a valid input name")

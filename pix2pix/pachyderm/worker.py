@@ -49,12 +49,12 @@ class DatumServer:
         self.on_next_cb = on_next
         self.finished = threading.Event()
         self.stopping = threading.Event()
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._server: grpc.Server | None = None
         self.calls = 0
 
     def on_next(self, error: str) -> Optional[dict[str, str]]:
-        with self._lock:  # one datum at a time, whatever the client does
+        with self.lock:  # one datum at a time, whatever the client does
             self.calls += 1
             return self.on_next_cb(error)
 

@@ -99,7 +99,7 @@ def test_multi_spec_file_and_bad_json(tmp_path):
     a = {"pipeline": {"name": "a"}, "input": {"pfs": {"repo": "src", "glob": "/"}}, "transform": {"cmd": ["true"]}}
     b = {"pipeline": {"name": "b"}, "input": {"pfs": {"repo": "a", "glob": "/"}}, "transform": {"cmd": ["true"]}}
     (tmp_path / "all.json").write_text(json.dumps(b) + "\n---\n" + json.dumps(a))
-    assert [s["pipeline"]["name"] for s in read_spec_file(tmp_path / "all.json")] == ["b", "a"]
+    assert [s.name for s in read_spec_file(tmp_path / "all.json")] == ["b", "a"]
     assert [s.name for s in load_specs(tmp_path)] == ["a", "b"]
     (tmp_path / "bad.json").write_text('{"pipeline": {"name": "c"},')
     with pytest.raises(SpecError, match="bad.json.*line 1"):
@@ -114,7 +114,7 @@ def test_own_files_win_over_a_combined_file_and_gpu_picks_variants(tmp_path):
     (tmp_path / "a-gpu.json").write_text(json.dumps(spec("a", "src", "own-gpu")))
     (tmp_path / "all.json").write_text(json.dumps([spec("a", "src", "combined"), spec("b", "a", "combined")]))
     (tmp_path / "all-gpu.json").write_text(json.dumps([spec("b", "a", "combined-gpu")]))
-    images = lambda specs: {s.name: s.spec["transform"]["image"] for s in specs}  # noqa: E731
+    images = lambda specs: {s.name: s.spec.transform.image for s in specs}  # noqa: E731
     assert images(load_specs(tmp_path)) == {"a": "own-cpu", "b": "combined"}
     assert images(load_specs(tmp_path, gpu=True)) == {"a": "own-gpu", "b": "combined-gpu"}
     (tmp_path / "more.json").write_text(json.dumps(spec("b", "a", "again")))

@@ -121,7 +121,8 @@ def test_glob_examples(glob: str, path: str, ok: bool):
 
 
 # -- datums ----------------------------------------------------------------------------------------
-from pix2pix.pachyderm import datums as dm  # noqa: E402
+from pix2pix.pachyderm import datums as dm
+from pix2pix.pachyderm.spec import build_input  # noqa: E402
 
 file_sets = st.sets(st.lists(path_segments, min_size=1, max_size=3).map(lambda s: "/" + "/".join(s)),
                     min_size=0, max_size=10).map(
@@ -135,7 +136,7 @@ def _ic(repo: str, files) -> dm.InputCommit:
 
 @given(files=file_sets)
 def test_star_glob_puts_every_file_in_exactly_one_datum(files):
-    ds = dm.compute({"pfs": {"repo": "r", "glob": "/*"}}, {("r", "master"): _ic("r", files)}, salt="s")
+    ds = dm.compute(build_input({"pfs": {"repo": "r", "glob": "/*"}}), {("r", "master"): _ic("r", files)}, salt="s")
     got = [f for d in ds for f in d.matches[0].files]
     assert sorted(p for p, _, _ in got) == sorted(files)
     assert len({d.id for d in ds}) == len(ds)
@@ -145,21 +146,21 @@ def test_star_glob_puts_every_file_in_exactly_one_datum(files):
 def test_cross_is_the_product_and_union_the_sum(a, b):
     commits = {("a", "master"): _ic("a", a), ("b", "master"): _ic("b", b)}
     pa, pb = {"pfs": {"repo": "a", "glob": "/*"}}, {"pfs": {"repo": "b", "glob": "/*"}}
-    na = len(dm.compute(pa, commits, salt="s"))
-    nb = len(dm.compute(pb, commits, salt="s"))
-    assert len(dm.compute({"cross": [pa, pb]}, commits, salt="s")) == na * nb
-    assert len(dm.compute({"union": [pa, pb]}, commits, salt="s")) == na + nb
+    na = len(dm.compute(build_input(pa), commits, salt="s"))
+    nb = len(dm.compute(build_input(pb), commits, salt="s"))
+    assert len(dm.compute(build_input({"cross": [pa, pb]}), commits, salt="s")) == na * nb
+    assert len(dm.compute(build_input({"union": [pa, pb]}), commits, salt="s")) == na + nb
 
 
 @given(files=file_sets.filter(bool))
 def test_datum_hash_tracks_content_and_salt_but_id_only_paths(files):
     pfs_ = {"pfs": {"repo": "r", "glob": "/"}}
-    base = dm.compute(pfs_, {("r", "master"): _ic("r", files)}, salt="s")[0]
+    base = dm.compute(build_input(pfs_), {("r", "master"): _ic("r", files)}, salt="s")[0]
     changed_tree = _ic("r", files)
     first = sorted(files)[0]
     changed_tree.tree[first] = ("other", 1)
-    changed = dm.compute(pfs_, {("r", "master"): changed_tree}, salt="s")[0]
-    resalted = dm.compute(pfs_, {("r", "master"): _ic("r", files)}, salt="t")[0]
+    changed = dm.compute(build_input(pfs_), {("r", "master"): changed_tree}, salt="s")[0]
+    resalted = dm.compute(build_input(pfs_), {("r", "master"): _ic("r", files)}, salt="t")[0]
     assert changed.id == base.id == resalted.id
     assert len({base.hash, changed.hash, resalted.hash}) == 3
 

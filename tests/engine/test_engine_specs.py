@@ -9,7 +9,8 @@ import pytest
 
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm.engine import Engine
-from pix2pix.pachyderm.spec import camelize, load_spec_file, load_spec_text, validate_spec
+from pix2pix.pachyderm.spec import parse_spec, validate_spec
+from pix2pix.pachyderm.specfile import camelize, load_spec_file, load_spec_text
 
 from engine_testlib import REPO_ROOT, pfs, put
 
@@ -90,12 +91,11 @@ def test_official_examples_create_on_the_engine(shared_dir: Path, tmp_path: Path
     for f in _example_files(shared_dir):
         eng = Engine(tmp_path / f.stem, defer=True)
         docs = load_spec_file(f)
-        from pix2pix.pachyderm.spec import pfs_inputs
-        own = {validate_spec(s)["pipeline"]["name"] for _, s in docs}
+        own = {parse_spec(s).name for _, s in docs}
         for _, s in docs:
-            for p in pfs_inputs(validate_spec(s)["input"]):
-                if p["repo"] not in own and p["repo"] not in [r.name for r in eng.list_repos()]:
-                    eng.create_repo(p["repo"])
+            for p in parse_spec(s).pfs_inputs:
+                if p.repo not in own and p.repo not in [r.name for r in eng.list_repos()]:
+                    eng.create_repo(p.repo)
         if f.name == "edges-union.pipeline.json":
             with pytest.raises(SpecError, match="project 'staging'"):
                 eng.create_pipelines(docs)

@@ -13,8 +13,9 @@ import pytest
 
 from pix2pix.errors import StoreError, UsageError
 from pix2pix.pachyderm.engine import Engine
+from pix2pix.pachyderm.store import SCHEMA_VERSION
 
-from engine_testlib import REPO_ROOT, put
+from engine_testlib import REPO_ROOT, bash_spec, pfs, put
 
 
 def test_repo_lifecycle(eng: Engine):
@@ -125,7 +126,7 @@ def test_unsafe_destination_paths_are_refused(eng: Engine, bad: str):
 
 
 def test_commit_on_pipeline_output_repo_is_refused(eng: Engine):
-    from engine_testlib import bash_spec, pfs
+
     eng.create_repo("in")
     eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
     with pytest.raises(StoreError, match="output of a pipeline"):
@@ -161,8 +162,8 @@ def test_sigkill_during_put_leaves_no_partial_commit(eng: Engine, state: Path, t
     again = Engine(state)  # the next command
     assert [c.id for c in again.list_commits("d")] == [first.id]
     assert [f.path for f in again.walk_files("d", "master")] == ["/a"]
-    assert again.store.q("SELECT * FROM open_commits") == []  # stale commit cleaned up
-    assert again.store.q("SELECT * FROM staged") == []
+    assert again.list_open_commits() == []  # stale commit cleaned up
+    assert again.store.count_staged() == 0
     put(again, "d", {"/b": "next"})
     assert [f.path for f in again.walk_files("d", "master")] == ["/a", "/b"]
 
@@ -280,15 +281,24 @@ def test_open_commits_children_and_finish_description(eng: Engine):
 
 
 def test_older_state_folder_is_upgraded_in_place(state: Path):
-    """A state folder made before jobs.recovered existed opens and gains the column."""
+    """A schema 1 state folder (made before jobs.recovered and branch provenance existed) opens,
+    gains the column, and its pipelines are registered as their output branch's provenance, so
+    a new input commit still runs them."""
     import sqlite3
     eng = Engine(state)
     eng.create_repo("d")
+    eng.create_pipeline(bash_spec("p", pfs("d"), "cp -r /pfs/d/. /pfs/out/"))
     eng.store.close()
     db = sqlite3.connect(state / "engine.db")
     db.execute("ALTER TABLE jobs DROP COLUMN recovered")
+    db.execute("DROP TABLE branch_provenance")
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
     db.commit()
     db.close()
     again = Engine(state)
-    assert "recovered" in {r["name"] for r in again.store.q("PRAGMA table_info(jobs)")}
-    assert [r.name for r in again.list_repos()] == ["d"]
+    assert "recovered" in again.store.columns("jobs")
+    assert again.store.schema_version() == SCHEMA_VERSION
+    assert again.store.downstream("d", "master") == [("p", "master")]
+    assert [r.name for r in again.list_repos()] == ["p", "d"]
+    put(again, "d", {"/x": "1"})
+    assert again.get_file("p", "master", "/x") == b"1"

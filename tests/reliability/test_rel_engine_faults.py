@@ -50,7 +50,7 @@ def _check_consistent(eng: Engine, repo: str, before: dict[str, dict[str, str]])
         for f in eng.walk_files(repo, cid):
             assert sha256(eng.get_file(repo, cid, f.path)) == f.hash
     assert eng.list_open_commits() == []
-    assert eng.store.q("SELECT * FROM staged") == []
+    assert eng.store.count_staged() == 0
 
 
 @pytest.mark.slow  # several CLI processes, ~20-30 s

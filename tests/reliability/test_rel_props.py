@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pix2pix.errors import SpecError, UsageError
 from pix2pix.pachyderm import datums as dm
+from pix2pix.pachyderm.spec import build_input
 from pix2pix.pachyderm.globs import check_glob, compile_glob, expand_paths, match
 from pix2pix.pachyderm.refs import FileRef, clean_path, join, parse_ref
 
@@ -83,7 +84,7 @@ def _ic(files) -> dm.InputCommit:
 
 @given(files=file_sets)
 def test_star_star_glob_datums_partition_the_files_one_level_down(files):
-    ds = dm.compute({"pfs": {"repo": "r", "glob": "/*/*"}}, {("r", "master"): _ic(files)},
+    ds = dm.compute(build_input({"pfs": {"repo": "r", "glob": "/*/*"}}), {("r", "master"): _ic(files)},
                     salt="s")
     got = [p for d in ds for p, _, _ in d.matches[0].files]
     assert sorted(got) == sorted(f for f in files if f.count("/") >= 2)  # each once
@@ -105,7 +106,7 @@ def test_double_star_selects_every_file_and_folder(files):
 @settings(max_examples=50)
 @given(files=file_sets, glob=st.sampled_from(["/", "/*", "/*/*", "/**", "/a*", "/{a,b}/*"]))
 def test_datums_only_ever_hold_files_of_the_input(files, glob):
-    for d in dm.compute({"pfs": {"repo": "r", "glob": glob}}, {("r", "master"): _ic(files)},
+    for d in dm.compute(build_input({"pfs": {"repo": "r", "glob": glob}}), {("r", "master"): _ic(files)},
                         salt="s"):
         for p, _, _ in d.matches[0].files:
             assert p in files and clean_path(p) == p

@@ -1,30 +1,30 @@
-"""Versioned metadata in SQLite (WAL mode): repos, branches, commits and their file trees,
-provenance edges, open commits with their staged operations, pipelines, jobs, datums, logs and
-the queue of pending triggers.
+"""The SQLite database of one state folder (WAL mode): connections, transactions, the schema and
+its migrations, and SQLite's errors as the package's typed errors.
 
-Write paths each run in one ``BEGIN IMMEDIATE`` transaction, so a crash (even SIGKILL) leaves
-either the old state or the new one. Commits are immutable once written: a reader that resolved a
-branch to a commit id reads that commit's complete tree, never a mix.
+Every write runs in one ``BEGIN IMMEDIATE`` transaction, so a crash (even SIGKILL) leaves either
+the old state or the new one. Nested use of :meth:`Database.tx` joins the outer transaction, so
+the named methods of :mod:`.pfsdb` and :mod:`.ppsdb` compose into one atomic change::
+
+    with store.tx():
+        if store.get_repo(name) is None:
+            store.insert_repo(name, ...)
 
     repos 1--* branches --head--> commits 1--* files (path -> blob sha256, size)
+    branches 1--* branch_provenance (the branches a branch is computed from)
                                   commits 1--* commit_provenance (input commits)
     open_commits 1--* staged (put/append/delete ops, applied at finish on the branch head)
-    pipelines 1--* pipeline_versions;  jobs 1--* datums 1--* datum_outputs
+    pipelines 1--* pipeline_versions;  jobs 1--* datums 1--* datum_outputs;  job_logs; pending
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from pix2pix.errors import StoreError
-
-SCHEMA_VERSION = "1"
+from pix2pix.errors import StoreBusyError, StoreError, StoreFullError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -81,46 +81,63 @@ CREATE TABLE IF NOT EXISTS job_logs(
 CREATE TABLE IF NOT EXISTS pending(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, repo TEXT, branch TEXT,
     commit_id TEXT, pipeline TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS branch_provenance(
+    repo TEXT NOT NULL, branch TEXT NOT NULL, prov_repo TEXT NOT NULL, prov_branch TEXT NOT NULL,
+    PRIMARY KEY(repo, branch, prov_repo, prov_branch));
+CREATE INDEX IF NOT EXISTS subvenance ON branch_provenance(prov_repo, prov_branch);
 """
 
 
-def pid_start(pid: int) -> str:
-    """The start time of a process (from /proc), so a recycled pid is not mistaken for its
-    predecessor; "" where /proc is not available."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+def _add_recovered(c: sqlite3.Connection) -> None:
+    """Schema 1 folders made before jobs counted errCmd recoveries (idempotent: some schema 1
+    folders have the column already)."""
+    cols = {r["name"] for r in c.execute("PRAGMA table_info(jobs)").fetchall()}
+    if "recovered" not in cols:
+        c.execute("ALTER TABLE jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
 
 
-def process_alive(pid: int | None, start: str | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not start or pid_start(pid) in ("", start)
+def _fill_branch_provenance(c: sqlite3.Connection) -> None:
+    """Schema 2: a pipeline's output branch is computed from its input branches (pachd's branch
+    provenance); fill it in for the pipelines a schema 1 folder already has."""
+    from pix2pix.pachyderm.spec import PipelineSpec
+    for r in c.execute("SELECT spec FROM pipelines").fetchall():
+        spec = PipelineSpec.from_json(r["spec"])
+        c.executemany("INSERT OR IGNORE INTO branch_provenance(repo, branch, prov_repo, "
+                      "prov_branch) VALUES (?,?,?,?)",
+                      [(spec.name, spec.output_branch, repo, branch)
+                       for repo, branch in spec.input_branches])
 
 
-def _db_error(e: sqlite3.Error, db: Path) -> StoreError:
+# (version, step): the steps that take a folder to that version, in order; each runs once, in
+# the transaction that creates the tables of :data:`SCHEMA` the folder lacks.
+MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
+    (2, _add_recovered),
+    (2, _fill_branch_provenance),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def db_error(e: sqlite3.Error, db: Path) -> StoreError:
+    """SQLite's error as the typed error that says what to do about it."""
     msg = str(e)
     if "readonly" in msg or "unable to open" in msg:
         return StoreError(f"{db}: the state folder is not writable ({msg}); use --state DIR or "
                           "PIX2PIX_STATE to pick a writable one")
     if "full" in msg:
-        return StoreError(f"{db}: disk full ({msg}); free space and retry, nothing was committed")
+        return StoreFullError(f"{db}: disk full ({msg}); free space and retry, nothing was "
+                              "committed")
     if "locked" in msg or "busy" in msg:
-        return StoreError(f"{db}: the store stayed busy ({msg}); another pix2pix command holds "
-                          "it, retry when it ends")
+        return StoreBusyError(f"{db}: the store stayed busy ({msg}); another pix2pix command "
+                              "holds it, retry when it ends")
     return StoreError(f"{db}: {msg}")
 
 
-class Store:
-    """The SQLite database of one state folder. One connection per thread."""
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Database:
+    """Connections (one per thread), transactions and the schema of ``engine.db``."""
 
     def __init__(self, db_path: Path, *, busy_timeout_s: float = 60.0):
         self.db_path = Path(db_path)
@@ -141,7 +158,7 @@ class Store:
                 c.execute("PRAGMA synchronous=FULL")
                 c.execute("PRAGMA foreign_keys=OFF")
             except sqlite3.Error as e:
-                raise _db_error(e, self.db_path) from None
+                raise db_error(e, self.db_path) from None
             self._local.conn = c
         return c
 
@@ -152,85 +169,74 @@ class Store:
             self._local.conn = None
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[None]:
         """One write transaction (``BEGIN IMMEDIATE``: writers queue up instead of deadlocking).
-        Nested use joins the outer transaction."""
+        Nested use joins the outer transaction; an exception rolls the whole of it back."""
         c = self.conn()
         if c.in_transaction:
-            yield c
+            yield
             return
         try:
             c.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise _db_error(e, self.db_path) from None
+            raise db_error(e, self.db_path) from None
         try:
-            yield c
+            yield
             c.execute("COMMIT")
         except sqlite3.Error as e:
             _rollback(c)
-            raise _db_error(e, self.db_path) from None
+            raise db_error(e, self.db_path) from None
         except BaseException:
             _rollback(c)
             raise
 
-    def q(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
+    # -- statements (for the query modules of this package only) -------------------------------
+    def _rows(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
         try:
             return self.conn().execute(sql, args).fetchall()
         except sqlite3.Error as e:
-            raise _db_error(e, self.db_path) from None
+            raise db_error(e, self.db_path) from None
 
-    def q1(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
-        rows = self.q(sql, args)
+    def _row(self, sql: str, args: tuple | list = ()) -> sqlite3.Row | None:
+        rows = self._rows(sql, args)
         return rows[0] if rows else None
+
+    def _exec(self, sql: str, args: tuple | list = ()) -> int:
+        """Run one write inside a transaction; the number of rows it changed."""
+        with self.tx():
+            return self.conn().execute(sql, args).rowcount
+
+    def _exec_many(self, sql: str, rows: list[tuple]) -> None:
+        with self.tx():
+            self.conn().executemany(sql, rows)
+
+    # -- schema --------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        row = self._row("SELECT value FROM meta WHERE key='schema'")
+        return int(row["value"]) if row else 0
+
+    def columns(self, table: str) -> set[str]:
+        return {r["name"] for r in self._rows(f"PRAGMA table_info({table})")}
 
     def _init_schema(self) -> None:
         # Only write when something is missing: reads then work without taking the write lock.
         try:
-            ready = self.conn().execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            cols = {r["name"] for r in self.conn().execute("PRAGMA table_info(jobs)").fetchall()}
-            if ready and "recovered" in cols:
+            if self.schema_version() >= SCHEMA_VERSION:
                 return
-        except sqlite3.Error:
+        except StoreError:
             pass  # a new database: create it below
-        with self.tx() as c:
+        with self.tx():
+            c = self.conn()
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
-            # Columns added after a state folder was first made: add them in place.
-            cols = {r["name"] for r in c.execute("PRAGMA table_info(jobs)").fetchall()}
-            if "recovered" not in cols:
-                c.execute("ALTER TABLE jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
-            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-
-    # -- trees ---------------------------------------------------------------------------------
-    def tree(self, repo: str, commit_id: str | None) -> dict[str, tuple[str, int]]:
-        """``{path: (sha256, size)}`` of a finished commit (empty for None)."""
-        if commit_id is None:
-            return {}
-        return {r["path"]: (r["hash"], r["size"]) for r in self.q(
-            "SELECT path, hash, size FROM files WHERE repo=? AND commit_id=? ORDER BY path",
-            (repo, commit_id))}
-
-    def write_commit(self, c: sqlite3.Connection, *, repo: str, commit_id: str, branch: str,
-                     parent: str | None, origin: str, started: float, description: str,
-                     tree: dict[str, tuple[str, int]], provenance: list[tuple[str, str, str]] = ()
-                     ) -> float:
-        """Insert a finished commit with its tree and provenance and move the branch head to it.
-        Must run inside :meth:`tx`. Returns the finish time."""
-        finished = time.time()
-        size = sum(s for _, s in tree.values())
-        c.execute("INSERT INTO commits(id, repo, branch, parent, origin, started, finished, size, "
-                  "description) VALUES (?,?,?,?,?,?,?,?,?)",
-                  (commit_id, repo, branch, parent, origin, started, finished, size, description))
-        c.executemany("INSERT INTO files(repo, commit_id, path, hash, size) VALUES (?,?,?,?,?)",
-                      [(repo, commit_id, p, h, s) for p, (h, s) in tree.items()])
-        c.executemany("INSERT INTO commit_provenance(repo, commit_id, prov_repo, prov_branch, "
-                      "prov_commit) VALUES (?,?,?,?,?)",
-                      [(repo, commit_id, r, b, i) for r, b, i in provenance])
-        c.execute("INSERT INTO branches(repo, name, head) VALUES (?,?,?) "
-                  "ON CONFLICT(repo, name) DO UPDATE SET head=excluded.head",
-                  (repo, branch, commit_id))
-        return finished
+            row = c.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            current = int(row["value"]) if row else 0
+            for version, step in MIGRATIONS:
+                if version > current:
+                    step(c)
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)",
+                      (str(SCHEMA_VERSION),))
 
 
 def _rollback(c: sqlite3.Connection) -> None:
@@ -238,7 +244,3 @@ def _rollback(c: sqlite3.Connection) -> None:
         c.execute("ROLLBACK")
     except sqlite3.Error:
         pass
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
