@@ -58,3 +58,22 @@ def pairs_dir(tmp_path: Path) -> Path:
     for i in range(4):
         make_pair_image(d / f"{i}.png", size=64, seed=i)
     return d
+
+
+@pytest.fixture
+def refused():
+    """``refused(result, ErrorClass, *words)``: a click Result of a command that failed as a user
+    sees it: the class's exit code, the last line on stderr is ``Error: ...`` holding every word,
+    no traceback. Returns the message (without ``Error: ``)."""
+
+    def check(result, cls, *words: str) -> str:
+        assert result.exit_code == cls.exit_code, (result.exit_code, result.output, result.exception)
+        lines = result.stderr.strip().splitlines()
+        assert lines and lines[-1].startswith("Error: "), result.stderr
+        assert "Traceback" not in result.output
+        message = lines[-1][len("Error: "):]
+        for w in words:
+            assert w in message, (w, message)
+        return message
+
+    return check

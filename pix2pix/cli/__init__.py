@@ -1,5 +1,5 @@
 """The ``pix2pix`` command: one click group; each concern registers its subcommands from its
-own module, and this module alone maps exceptions to exit codes.
+own module, and this module's group alone maps exceptions to exit codes.
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so engine verbs such as
 ``pix2pix list repo`` answer in a fraction of a second.
@@ -15,7 +15,31 @@ from pix2pix import __version__
 from pix2pix.errors import Pix2PixError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Pix2PixGroup(click.Group):
+    """The ``pix2pix`` group. A user error raised by any command becomes one line on stderr and
+    its class's exit code here, in the group, so click's CliRunner sees exactly what a shell
+    sees; no traceback reaches the user."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Pix2PixError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            ctx.exit(1)
+        except OSError as e:
+            # Permission denied, disk full, read-only file system: the file and the reason.
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"Error: {where}{e.strerror or e}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Pix2PixGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="pix2pix")
 def cli() -> None:
     """pix2pix image-to-image translation, run as a Pachyderm data-versioned pipeline.
@@ -36,7 +60,8 @@ def _register() -> None:
     # development never breaks the others.
     from pix2pix.cli import train as _train  # noqa: F401  train, test, export, evaluate
     from pix2pix.cli import images as _images  # noqa: F401  process, generate
-    from pix2pix.cli import engine as _engine  # noqa: F401  pachctl verbs
+    from pix2pix.cli import pfs as _pfs  # noqa: F401  pachctl verbs: repos, files, commits
+    from pix2pix.cli import pps as _pps  # noqa: F401  pachctl verbs: pipelines, jobs, logs
     from pix2pix.cli import cluster as _cluster  # noqa: F401  cluster ..., local serve
     from pix2pix.cli import demo as _demo  # noqa: F401  demo
 
@@ -49,7 +74,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line on stderr and a non-zero exit code."""
+    """Console entry point. User errors are handled by the group (:class:`Pix2PixGroup`); what
+    is left here is click's own: usage errors, --help/--version exits and Ctrl-C at a prompt."""
     # SIGTERM (timeout, kill, a pod stopping) unwinds like Ctrl-C, so a running job stops its
     # transform and removes its container instead of leaving them behind. `train` installs its
     # own handler (checkpoint, then exit).
@@ -57,14 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns ctx.exit(n)'s code instead of exiting with it.
         code = cli.main(args=argv, prog_name="pix2pix", standalone_mode=False)
-    except Pix2PixError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
@@ -72,10 +92,5 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except BrokenPipeError:
-        sys.exit(1)
-    except OSError as e:
-        # Permission denied, disk full, read-only file system: the file and the reason, one line.
-        where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"Error: {where}{e.strerror or e}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -27,12 +27,14 @@ def eng(state: Path) -> Engine:
 
 @pytest.fixture
 def cli_run(state: Path):
-    """``cli_run("list", "repo")`` -> click Result, in-process, on the test's state folder."""
+    """``cli_run("list", "repo")`` -> click Result, in-process, on the test's state folder; the
+    exit code is the one a shell sees (the click group maps errors to exit codes)."""
     from pix2pix.cli import cli
     runner = CliRunner()
 
-    def run(*args: str, input: bytes | str | None = None):
-        return runner.invoke(cli, list(args), input=input, env={"PIX2PIX_STATE": str(state)})
+    def run(*args: str, input: bytes | str | None = None, env: dict | None = None):
+        return runner.invoke(cli, list(args), input=input,
+                             env={"PIX2PIX_STATE": str(state), **(env or {})})
 
     return run
 

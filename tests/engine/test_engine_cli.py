@@ -36,7 +36,7 @@ def spec_file(tmp_path: Path, *specs: dict, name: str = "p.json", sep: str = "js
     return f
 
 
-def test_repo_commands(cli_run):
+def test_repo_commands(cli_run, refused):
     ok(cli_run("create", "repo", "images", "-d", "raw photos"))
     ok(cli_run("create", "repo", "other"))
     out = ok(cli_run("list", "repo")).output.splitlines()
@@ -48,8 +48,7 @@ def test_repo_commands(cli_run):
     ok(cli_run("update", "repo", "other", "-d", "x"))
     ok(cli_run("delete", "repo", "other"))
     assert "other" not in ok(cli_run("list", "repo")).output
-    r = cli_run("create", "repo", "images")
-    assert isinstance(r.exception, StoreError)
+    refused(cli_run("create", "repo", "images"), StoreError, "repo 'images' already exists")
 
 
 def test_put_get_list_inspect_files(cli_run, tree: Path, tmp_path: Path):
@@ -81,13 +80,13 @@ def test_put_get_list_inspect_files(cli_run, tree: Path, tmp_path: Path):
     assert "/photos" not in ok(cli_run("list", "file", "images@master")).output
 
 
-def test_folder_without_r_and_unsafe_destinations_are_refused(cli_run, tree: Path):
+def test_folder_without_r_and_unsafe_destinations_are_refused(cli_run, refused, tree: Path):
     ok(cli_run("create", "repo", "images"))
-    assert isinstance(cli_run("put", "file", "images@master:/x", "-f", str(tree)).exception, UsageError)
+    refused(cli_run("put", "file", "images@master:/x", "-f", str(tree)), UsageError, "use -r")
     for bad in ("images@master:/a/../../etc/passwd", "images@master:/a\\b"):
         r = cli_run("put", "file", bad, "-f", str(tree / "a.txt"))
-        assert isinstance(r.exception, UsageError), bad
-    assert isinstance(cli_run("put", "file", "images@master", "-f", "-", input=b"x").exception, UsageError)
+        refused(r, UsageError)
+    refused(cli_run("put", "file", "images@master", "-f", "-", input=b"x"), UsageError, "stdin")
     assert cli_run("list", "commit", "images").output.count("\n") == 1  # header only: nothing landed
 
 
@@ -106,7 +105,7 @@ def test_commit_commands(cli_run, tree: Path):
     assert commits[0]["id"] in ok(cli_run("inspect", "commitset", commits[0]["id"])).output
 
 
-def test_pipeline_job_datum_logs_provenance_commands(cli_run, tmp_path: Path, tree: Path):
+def test_pipeline_job_datum_logs_provenance_commands(cli_run, refused, tmp_path: Path, tree: Path):
     ok(cli_run("create", "repo", "images"))
     ok(cli_run("put", "file", "images@master:/", "-r", "-f", str(tree)))
     up = bash_spec("up", pfs("images", "/*"), 'for f in $(find /pfs/images -type f); do '
@@ -137,8 +136,7 @@ def test_pipeline_job_datum_logs_provenance_commands(cli_run, tmp_path: Path, tr
                     "rev $f > /pfs/out/$(basename $f); done")
     ok(cli_run("update", "pipeline", "-f", str(spec_file(tmp_path, up2, name="up2.json")), "--reprocess"))
     assert ok(cli_run("get", "file", "up@master:/a.txt")).output.strip() == "ahpla"
-    r = cli_run("delete", "pipeline", "up")
-    assert isinstance(r.exception, StoreError)  # count reads it
+    refused(cli_run("delete", "pipeline", "up"), StoreError, "feeds pipeline(s) count")
     ok(cli_run("delete", "pipeline", "count"))
     ok(cli_run("delete", "pipeline", "up"))
 
@@ -154,42 +152,46 @@ def test_no_run_then_run(cli_run, tmp_path: Path, tree: Path):
     assert "nothing to run" in ok(cli_run("run")).output
 
 
-# -- real processes: exit codes and one-line errors -------------------------------------------------
+# -- exit codes and one-line errors (in-process: the click group maps them) ------------------------
 
-def test_exit_codes_and_messages(pix, tmp_path: Path, tree: Path):
+def test_exit_codes_and_messages(cli_run, refused, tmp_path: Path, tree: Path):
+    ok(cli_run("create", "repo", "images"))
+    r = cli_run("create", "repo", "images")
+    assert refused(r, StoreError) == "repo 'images' already exists; use `update repo` or pick another name"
+    assert r.stderr.count("\n") == 1
+    refused(cli_run("get", "file", "nope@master:/x"), StoreError, "repo 'nope' not found")
+    refused(cli_run("put", "file", "images@master:/../x", "-f", str(tree / "a.txt")), UsageError, "'..'")
+    bad = spec_file(tmp_path, bash_spec("g", pfs("images", "["), "true"), name="bad.json")
+    refused(cli_run("create", "pipeline", "-f", str(bad)), SpecError,
+            f'{bad}: pipeline "g": input.pfs.glob: "[" is not a valid glob')
+    fails = spec_file(tmp_path, bash_spec("f", pfs("images"), "exit 4", datumTries=1), name="f.json")
+    ok(cli_run("create", "pipeline", "-f", str(fails)))  # no data yet: no job
+    r = cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"))
+    refused(r, JobError, "job f@", "failed", "pix2pix logs -p f")
+    # the commit itself landed
+    assert ok(cli_run("get", "file", "images@master:/a")).stdout == "alpha"
+
+
+def test_the_console_script_exits_with_the_error_code(pix):
+    """The real entry point (``python -m pix2pix``): exit code and one line, no traceback."""
     assert pix("create", "repo", "images").returncode == 0
     r = pix("create", "repo", "images")
     assert r.returncode == StoreError.exit_code
-    assert r.stderr.decode().strip() == "Error: repo 'images' already exists; use `update repo` or pick another name"
-    r = pix("get", "file", "nope@master:/x")
-    assert r.returncode == StoreError.exit_code and "repo 'nope' not found" in r.stderr.decode()
-    r = pix("put", "file", "images@master:/../x", "-f", str(tree / "a.txt"))
-    assert r.returncode == UsageError.exit_code and "Traceback" not in r.stderr.decode()
-    bad = spec_file(tmp_path, bash_spec("g", pfs("images", "["), "true"), name="bad.json")
-    r = pix("create", "pipeline", "-f", str(bad))
-    assert r.returncode == SpecError.exit_code
-    assert f'{bad}: pipeline "g": input.pfs.glob: "[" is not a valid glob' in r.stderr.decode()
-    fails = spec_file(tmp_path, bash_spec("f", pfs("images"), "exit 4", datumTries=1), name="f.json")
-    assert pix("create", "pipeline", "-f", str(fails)).returncode == 0  # no data yet: no job
-    r = pix("put", "file", "images@master:/a", "-f", str(tree / "a.txt"))
-    assert r.returncode == JobError.exit_code
-    err = r.stderr.decode()
-    assert "job f@" in err and "failed" in err and "pix2pix logs -p f" in err
-    # the commit itself landed
-    assert pix("get", "file", "images@master:/a").stdout == b"alpha"
+    assert r.stderr.decode() == "Error: repo 'images' already exists; use `update repo` or pick another name\n"
+    assert pix("create", "repo", "bad name").returncode == UsageError.exit_code
 
 
-def test_state_flag_and_env(pix, tmp_path: Path):
+def test_state_flag_and_env(cli_run, tmp_path: Path):
     other = tmp_path / "elsewhere"
-    assert pix("create", "repo", "x", "--state", str(other)).returncode == 0
+    ok(cli_run("create", "repo", "x", "--state", str(other)))
     assert (other / "engine.db").exists()
-    assert b"x" not in pix("list", "repo").stdout.split(b"\n", 1)[1]
-    assert pix("list", "repo", "--state", str(other)).stdout.split(b"\n")[1].startswith(b"x ")
+    assert "x" not in ok(cli_run("list", "repo")).stdout.split("\n", 1)[1]
+    assert ok(cli_run("list", "repo", "--state", str(other))).stdout.split("\n")[1].startswith("x ")
 
 
 def test_get_tree_refuses_to_write_outside_its_folder(tmp_path: Path):
     """Repo paths are clean by construction; the writer checks again anyway."""
-    from pix2pix.cli.engine import get_tree
+    from pix2pix.cli.pfs import get_tree
     from pix2pix.pachyderm.info import FileInfo
 
     class Evil:
@@ -239,7 +241,7 @@ def test_sigkill_during_put_file_of_a_folder(pix, state: Path, tmp_path: Path):
     assert pix("get", "file", "d@master:/after").stdout == b"2"
 
 
-def test_branch_and_commitset_commands_and_defer_env(cli_run, pix, tmp_path: Path, tree: Path):
+def test_branch_and_commitset_commands_and_defer_env(cli_run, tmp_path: Path, tree: Path):
     ok(cli_run("create", "repo", "images"))
     ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt")))
     ok(cli_run("create", "branch", "images@dev", "--head", "master"))
@@ -251,11 +253,10 @@ def test_branch_and_commitset_commands_and_defer_env(cli_run, pix, tmp_path: Pat
     assert "/b" in ok(cli_run("list", "file", "images@dev")).output
     f = spec_file(tmp_path, bash_spec("up", pfs("images"), "cp -r /pfs/images/* /pfs/out/"))
     ok(cli_run("create", "pipeline", "-f", str(f)))
-    r = pix("put", "file", "images@master:/c", "-f", str(tree / "a.txt"), env={"PIX2PIX_DEFER": "1"})
-    assert r.returncode == 0
-    cid = r.stderr.decode().strip().splitlines()[-1].split("@")[1]
-    assert b"/c" not in pix("list", "file", "up@master").stdout  # deferred
-    out = pix("wait", "commitset", cid)
-    assert out.returncode == 0
-    assert [line.split()[0] for line in out.stdout.decode().splitlines()[1:]] == ["images", "up"]
-    assert pix("get", "file", "up@master:/c").stdout == b"alpha"
+    r = ok(cli_run("put", "file", "images@master:/c", "-f", str(tree / "a.txt"),
+                   env={"PIX2PIX_DEFER": "1"}))
+    cid = r.stderr.strip().splitlines()[-1].split("@")[1]
+    assert "/c" not in ok(cli_run("list", "file", "up@master")).stdout  # deferred
+    out = ok(cli_run("wait", "commitset", cid))
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["images", "up"]
+    assert ok(cli_run("get", "file", "up@master:/c")).stdout == "alpha"

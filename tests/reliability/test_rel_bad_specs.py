@@ -15,7 +15,7 @@ import pytest
 from pix2pix.errors import SpecError, StoreError, UsageError
 from pix2pix.pachyderm.engine import Engine
 
-from tests.reliability.conftest import main_in_process, one_error_line, pix
+from tests.reliability.conftest import main_in_process, one_error_line
 
 
 def _spec(name: str = "p", repo: str = "images", glob: str = "/*", **extra) -> dict:
@@ -62,7 +62,7 @@ def test_bad_spec_is_one_line_naming_file_and_field(tmp_path: Path, capsys, monk
 
 
 @pytest.mark.rel("bad_input", 3)
-def test_unparsable_missing_and_empty_spec_files(tmp_path: Path):
+def test_unparsable_missing_and_empty_spec_files(tmp_path: Path, capsys, monkeypatch):
     cases = {"broken.json": ('{"pipeline": {"name": "p"', "line 1"),
              "empty.yaml": ("   \n", "empty"),
              "missing.json": (None, "not found")}
@@ -70,9 +70,10 @@ def test_unparsable_missing_and_empty_spec_files(tmp_path: Path):
         f = tmp_path / name
         if text is not None:
             f.write_text(text)
-        r = pix("create", "pipeline", "-f", str(f), state=tmp_path / "state")
-        assert r.returncode == SpecError.exit_code, r.stderr_text
-        one_error_line(r.stderr_text, str(f), word)
+        monkeypatch.setenv("PIX2PIX_STATE", str(tmp_path / "state"))
+        code, err = main_in_process(capsys, "create", "pipeline", "-f", str(f))
+        assert code == SpecError.exit_code, err
+        one_error_line(err, str(f), word)
 
 
 @pytest.mark.rel("bad_input", 2)
@@ -126,15 +127,17 @@ def test_options_contradicting_the_checkpoint_are_one_line(tmp_path: Path, capsy
 
 
 @pytest.mark.rel("bad_input", 2)
-def test_unknown_repo_in_put_and_missing_source_file(tmp_path: Path):
+def test_unknown_repo_in_put_and_missing_source_file(tmp_path: Path, capsys, monkeypatch):
     state = tmp_path / "state"
+    monkeypatch.setenv("PIX2PIX_STATE", str(state))
     src = tmp_path / "a.txt"
     src.write_text("x")
-    r = pix("put", "file", "nope@master:/a", "-f", str(src), state=state)
-    assert r.returncode == StoreError.exit_code
-    one_error_line(r.stderr_text, "'nope'", "not found")
-    assert pix("create", "repo", "images", state=state).returncode == 0
-    r = pix("put", "file", "images@master:/a", "-f", str(tmp_path / "missing.txt"), state=state)
-    assert r.returncode == StoreError.exit_code
-    one_error_line(r.stderr_text, str(tmp_path / "missing.txt"))
+    code, err = main_in_process(capsys, "put", "file", "nope@master:/a", "-f", str(src))
+    assert code == StoreError.exit_code
+    one_error_line(err, "'nope'", "not found")
+    assert main_in_process(capsys, "create", "repo", "images")[0] == 0
+    code, err = main_in_process(capsys, "put", "file", "images@master:/a", "-f",
+                                str(tmp_path / "missing.txt"))
+    assert code == StoreError.exit_code
+    one_error_line(err, str(tmp_path / "missing.txt"))
     assert Engine(state).list_commits("images") == []

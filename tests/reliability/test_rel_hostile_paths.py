@@ -40,7 +40,8 @@ def test_put_file_refuses_destinations_that_could_escape(tmp_path: Path, dest: s
     from pix2pix.cli import cli
     r = CliRunner().invoke(cli, ["put", "file", f"r@master:{dest}", "-f", str(src)],
                            env={"PIX2PIX_STATE": str(state)})
-    assert isinstance(r.exception, UsageError), (r.output, r.exception)
+    assert r.exit_code == UsageError.exit_code, (r.output, r.exception)
+    assert r.stderr.startswith("Error: ") and len(r.stderr.strip().splitlines()) == 1
     assert [c.id for c in Engine(state).list_commits("r")] == [first.id]
     assert not (tmp_path / "x").exists()
 
