@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from pix2pix.errors import DataError
+from pix2pix.fsutil import atomic_write
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # affinelayer-style test outputs (name-outputs.png / name-targets.png) match on "name".
@@ -125,9 +126,7 @@ def write_json(result: dict, path: Path) -> None:
     images) becomes null, as JSON has no infinity."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")
 
 
 def _finite(x):

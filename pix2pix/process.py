@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,6 +30,7 @@ from PIL import Image, ImageFilter
 from pix2pix.data.dataset import bad_image, check_folder, image_files
 from pix2pix.data.images import load_rgb
 from pix2pix.errors import DataError, UsageError
+from pix2pix.fsutil import atomic_path
 from pix2pix.tiling import MANIFEST_SUFFIX, Manifest, Tile, assemble, cut
 
 log = logging.getLogger("pix2pix.process")
@@ -159,22 +158,13 @@ def write_image(path: Path, image: np.ndarray, fmt: str = "png", *, fast: bool =
     larger (generate uses it so encoding never holds the model back).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Thread id too: generate's writer threads share one process id.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     fmt = fmt.lower()
     extra = {"quality": 95} if fmt in ("jpg", "jpeg") else {}
     if fmt == "png":
         extra = {"compress_level": 1 if fast else 6}
-    try:
+    # atomic_path names the output in a full-disk error, which Pillow reports without a name.
+    with atomic_path(path) as tmp:
         Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=FORMATS[fmt], **extra)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        # Pillow writes through a file object, so a full disk names no file: name the output.
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
