@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
+from pix2pix.data.images import IMAGE_EXTENSIONS
 from pix2pix.errors import DataError
 from pix2pix.fsutil import atomic_write
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # affinelayer-style test outputs (name-outputs.png / name-targets.png) match on "name".
 _ROLE = re.compile(r"-(outputs|targets|inputs)$")
 
@@ -89,7 +89,7 @@ def _key(rel: Path) -> str:
 
 def _index(folder: Path) -> dict[str, Path]:
     return {_key(p.relative_to(folder)): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
 
 
 def evaluate_dirs(*, outputs: Path, targets: Path) -> dict:
