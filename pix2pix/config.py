@@ -170,19 +170,6 @@ def save_options(path: Path, **configs: Any) -> None:
                                   indent=2) + "\n")
 
 
-def load_options(path: Path) -> dict[str, dict[str, Any]]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: options file not found") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path}: cannot read options ({e})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object of option groups")
-    return data
-
-
 def click_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable:
     """Decorator adding one ``--name`` option per dataclass field, default None (= not given),
     so callers can tell explicit flags from defaults when merging with a saved options.json."""

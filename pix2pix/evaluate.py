@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pix2pix.data.images import IMAGE_EXTENSIONS
+from pix2pix.data.images import IMAGE_EXTENSIONS, load_rgb
 from pix2pix.errors import DataError
 from pix2pix.fsutil import atomic_write
 
@@ -67,20 +67,6 @@ def evaluate_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
     mean = {k: float(np.mean([r[k] for r in rows if np.isfinite(r[k])] or [np.inf]))
             for k in ("l1", "psnr", "ssim")}
     return {"scale": "[0, 1]", "count": len(rows), "mean": mean, "images": rows}
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    """Image file as uint8 HxWx3 (pix2pix.data.images.load_rgb when the data part is there)."""
-    try:
-        from pix2pix.data.images import load_rgb as data_load_rgb
-    except ImportError:
-        from PIL import Image
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise DataError(f"{path}: cannot decode image ({e})") from None
-    return data_load_rgb(path)
 
 
 def _key(rel: Path) -> str:

@@ -12,7 +12,7 @@ import grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from pix2pix.cluster.connection import Cluster, rpc_error
+from pix2pix.cluster.connection import Cluster
 from pix2pix.cluster.refs import Ref
 from pix2pix.errors import ClusterError, DataError, JobError, UsageError
 from pix2pix.fsutil import atomic_open
