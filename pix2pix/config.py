@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal, get_args, get_type_hints
 import click
 
 from pix2pix.errors import UsageError
+from pix2pix.fsutil import atomic_write
 
 
 def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -165,23 +166,8 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 def save_options(path: Path, **configs: Any) -> None:
     """Write ``options.json`` atomically (temp file + rename) so a crash never leaves half of it."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()}, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def load_options(path: Path) -> dict[str, dict[str, Any]]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: options file not found") from None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{path}: cannot read options ({e})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object of option groups")
-    return data
+    atomic_write(path, json.dumps({k: dataclasses.asdict(v) for k, v in configs.items()},
+                                  indent=2) + "\n")
 
 
 def click_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable:

@@ -13,9 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
+from pix2pix.data.images import IMAGE_EXTENSIONS, load_rgb
 from pix2pix.errors import DataError
+from pix2pix.fsutil import atomic_write
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # affinelayer-style test outputs (name-outputs.png / name-targets.png) match on "name".
 _ROLE = re.compile(r"-(outputs|targets|inputs)$")
 
@@ -68,27 +69,13 @@ def evaluate_pairs(outputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
     return {"scale": "[0, 1]", "count": len(rows), "mean": mean, "images": rows}
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Image file as uint8 HxWx3 (pix2pix.data.images.load_rgb when the data part is there)."""
-    try:
-        from pix2pix.data.images import load_rgb as data_load_rgb
-    except ImportError:
-        from PIL import Image
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise DataError(f"{path}: cannot decode image ({e})") from None
-    return data_load_rgb(path)
-
-
 def _key(rel: Path) -> str:
     return _ROLE.sub("", str(rel.with_suffix("")))
 
 
 def _index(folder: Path) -> dict[str, Path]:
     return {_key(p.relative_to(folder)): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
 
 
 def evaluate_dirs(*, outputs: Path, targets: Path) -> dict:
@@ -125,9 +112,7 @@ def write_json(result: dict, path: Path) -> None:
     images) becomes null, as JSON has no infinity."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")
 
 
 def _finite(x):

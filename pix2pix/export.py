@@ -11,13 +11,12 @@ under a temporary name and renamed at the end, so a reader never sees half an ex
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
 from pix2pix.errors import ModelError, UsageError
+from pix2pix.fsutil import atomic_dir
 
 OPTIONS_FILE = "options.json"
 IN_PLACE_TMP = ".export.tmp"  # temp folder inside an existing empty --output_dir
@@ -86,33 +85,15 @@ def export(*, checkpoint: Path, output_dir: Path, test_dropout: bool | None = No
         if test_stats is not None:
             train["test_stats"] = test_stats
 
-    # Temp folder next to the target (same filesystem, so the final rename is atomic); inside
-    # it when the target already exists empty (e.g. a Pachyderm /pfs/out mount).
-    in_place = output_dir.is_dir() and not existing
-    tmp = (output_dir / IN_PLACE_TMP if in_place
-           else output_dir.with_name(f".{output_dir.name}.tmp-{os.getpid()}"))
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    # Built beside the target and renamed onto it; inside it when the target already exists
+    # empty (e.g. a Pachyderm /pfs/out mount, which cannot be renamed), saved_model.pb moved
+    # last as the mark of a complete export.
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
     module = Translator(generator, int(model["crop_size"]))
-    try:
+    with atomic_dir(output_dir, in_place=IN_PLACE_TMP, last="saved_model.pb") as tmp:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve,
                                                           "translate_png": module.translate_png})
         (tmp / OPTIONS_FILE).write_text(json.dumps(options, indent=2) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if in_place:
-        # saved_model.pb last: its presence marks a complete export.
-        for child in sorted(tmp.iterdir(), key=lambda p: p.name == "saved_model.pb"):
-            os.replace(child, output_dir / child.name)
-        tmp.rmdir()
-    elif existing:
-        old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-        os.replace(output_dir, old)
-        os.replace(tmp, output_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, output_dir)
     return output_dir
 
 

@@ -28,14 +28,15 @@ import numpy as np
 from PIL import Image
 
 from pix2pix.data.dataset import bad_image, image_files
-from pix2pix.data.images import is_image_file, load_rgb, read_info
+from pix2pix.data.images import IMAGE_EXTENSIONS, is_image_file, load_rgb, read_info
 from pix2pix.errors import DataError, JobError, ModelError, UsageError
-from pix2pix.process import FORMATS, output_path, write_image
+from pix2pix.process import output_path, pil_format, write_image
 from pix2pix.tiling import translate_tiled
 
 log = logging.getLogger("pix2pix.generate")
 
 WORKER_PORT_ENV = "PPS_WORKER_GRPC_PORT"
+_EXTENSIONS = " ".join(IMAGE_EXTENSIONS)  # for error messages
 
 
 @dataclass(frozen=True)
@@ -144,13 +145,11 @@ def list_inputs(inputs: list[Path]) -> list[tuple[Path, str]]:
         if entry.is_dir():
             files = image_files(entry)
             if not files:
-                raise DataError(f"{entry}: no image files found (extensions .jpg .jpeg .png "
-                                ".bmp .gif .tif .tiff .webp)")
+                raise DataError(f"{entry}: no image files found (extensions {_EXTENSIONS})")
             found.extend((f, f.relative_to(entry).as_posix()) for f in files)
         elif entry.is_file():
             if not is_image_file(entry):
-                raise DataError(f"{entry}: not an image file name (extensions .jpg .jpeg .png "
-                                ".bmp .gif .tif .tiff .webp)")
+                raise DataError(f"{entry}: not an image file name (extensions {_EXTENSIONS})")
             found.append((entry, entry.name))
         else:
             raise DataError(f"{entry}: input not found")
@@ -178,8 +177,7 @@ def generate(*, translator: Translator, inputs: list[Path], output_dir: Path,
     """Translate every image of ``inputs`` into ``output_dir`` (see the module docstring)."""
     if options.batch_size < 1:
         raise UsageError(f"--batch_size must be >= 1, not {options.batch_size}")
-    if options.fmt.lower() not in FORMATS:
-        raise UsageError(f"--format {options.fmt!r}: one of {', '.join(FORMATS)}")
+    pil_format(options.fmt)
     if not 0 <= options.overlap < translator.size:
         raise UsageError(f"--overlap {options.overlap} must be >= 0 and below the model size "
                          f"{translator.size}")

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -30,15 +28,14 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from pix2pix.data.dataset import bad_image, check_folder, image_files
-from pix2pix.data.images import load_rgb
+from pix2pix.data.images import WRITE_FORMATS, load_rgb
 from pix2pix.errors import DataError, UsageError
+from pix2pix.fsutil import atomic_path
 from pix2pix.tiling import MANIFEST_SUFFIX, Manifest, Tile, assemble, cut
 
 log = logging.getLogger("pix2pix.process")
 
 OPERATIONS = ("resize", "combine", "split", "blank", "grayscale", "edges", "tile", "untile")
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP",
-           "tif": "TIFF", "tiff": "TIFF"}
 
 
 @dataclass(frozen=True)
@@ -75,8 +72,7 @@ def process(*, operation: str, input_dir: Path, output_dir: Path, options: Proce
     """
     if operation not in OPERATIONS:
         raise UsageError(f"unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
-    if options.fmt.lower() not in FORMATS:
-        raise UsageError(f"--format {options.fmt!r}: one of {', '.join(FORMATS)}")
+    pil_format(options.fmt)
     _check_options(operation, options)
     input_dir, output_dir = check_folder(Path(input_dir)), Path(output_dir)
     if operation == "untile":
@@ -123,7 +119,7 @@ def _check_options(operation: str, o: ProcessOptions) -> None:
         raise UsageError(f"--low {o.low} and --high {o.high}: need 0 <= low <= high <= 1")
     if operation == "tile" and not 0 <= o.overlap < o.tile_size:
         raise UsageError(f"--overlap {o.overlap} must be >= 0 and below --tile_size {o.tile_size}")
-    if operation == "tile" and o.fmt.lower() in ("jpg", "jpeg", "webp"):
+    if operation == "tile" and pil_format(o.fmt) in ("JPEG", "WEBP"):  # lossy
         raise UsageError("tile writes lossless tiles: use --format png, tif or bmp")
 
 
@@ -147,6 +143,14 @@ def _run_one(job) -> tuple[int, str | None]:
 # ---------------------------------------------------------------------------------------------
 # Writing
 
+def pil_format(fmt: str) -> str:
+    """Pillow's format name for a ``--format`` value (any case); UsageError for another."""
+    try:
+        return WRITE_FORMATS[fmt.lower()]
+    except KeyError:
+        raise UsageError(f"--format {fmt!r}: one of {', '.join(WRITE_FORMATS)}") from None
+
+
 def output_path(output_dir: Path, rel: str, fmt: str) -> Path:
     ext = "jpg" if fmt.lower() == "jpeg" else fmt.lower()
     return output_dir / PurePosixPath(rel).with_suffix(f".{ext}")
@@ -159,22 +163,13 @@ def write_image(path: Path, image: np.ndarray, fmt: str = "png", *, fast: bool =
     larger (generate uses it so encoding never holds the model back).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Thread id too: generate's writer threads share one process id.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    fmt = fmt.lower()
-    extra = {"quality": 95} if fmt in ("jpg", "jpeg") else {}
-    if fmt == "png":
+    fmt = pil_format(fmt)
+    extra = {"quality": 95} if fmt == "JPEG" else {}
+    if fmt == "PNG":
         extra = {"compress_level": 1 if fast else 6}
-    try:
-        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=FORMATS[fmt], **extra)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        # Pillow writes through a file object, so a full disk names no file: name the output.
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # atomic_path names the output in a full-disk error, which Pillow reports without a name.
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format=fmt, **extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -16,6 +15,7 @@ import numpy as np
 from pix2pix.config import DataConfig, from_dict
 from pix2pix.errors import UsageError
 from pix2pix.evaluate import evaluate_pairs, format_table, write_json
+from pix2pix.fsutil import atomic_path, atomic_write
 
 
 def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = None,
@@ -91,9 +91,8 @@ def _safe_stem(name: str) -> str:
 def _write_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="PNG")
 
 
 def _write_index(path: Path, stems: list[str], metrics: dict) -> None:
@@ -111,6 +110,4 @@ def _write_index(path: Path, stems: list[str], metrics: dict) -> None:
         out.append(f"<tr><td>{html.escape(stem)}<br>L1 {r['l1']:.4f}<br>PSNR {r['psnr']:.2f}"
                    f"<br>SSIM {r['ssim']:.4f}</td>{cells}</tr>")
     out.append("</table></body></html>")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(out) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(out) + "\n")

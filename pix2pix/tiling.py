@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,6 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from pix2pix.errors import DataError, UsageError
+from pix2pix.fsutil import atomic_write
 
 MANIFEST_SUFFIX = ".tiles.json"
 
@@ -71,9 +71,7 @@ class Manifest:
     version: int = 1
 
     def write(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":

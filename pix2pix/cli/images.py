@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from pix2pix.cli import cli
+from pix2pix.data.images import WRITE_FORMATS
 
 _dir = click.Path(path_type=Path, file_okay=False)
 _BAD = click.Choice(["skip", "fail"])
-_FORMATS = click.Choice(["png", "jpg", "webp", "bmp", "tif"])
+_FORMATS = click.Choice(list(WRITE_FORMATS))
 
 
 @cli.command("process")

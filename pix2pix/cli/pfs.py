@@ -19,6 +19,7 @@ from pix2pix.cli.common import (
     put_group, update_group, wait_group,
 )
 from pix2pix.errors import StoreError, UsageError
+from pix2pix.fsutil import atomic_write
 from pix2pix.pachyderm.refs import COMMIT_ID, clean_path, parse_ref
 
 # -- repos -----------------------------------------------------------------------------------------
@@ -235,15 +236,7 @@ def get_tree(eng, repo: str, ref: str | None, path: str, out: Path) -> int:
 
 def _write_atomic(path: Path, chunks) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, chunks)
 
 
 @list_group.command("file")

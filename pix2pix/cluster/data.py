@@ -4,7 +4,6 @@ set until every pipeline downstream has finished) and ``get`` (outputs into a fo
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -13,9 +12,10 @@ import grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2
 from python_pachyderm.proto.v2.pps import pps_pb2
 
-from pix2pix.cluster.connection import Cluster, rpc_error
+from pix2pix.cluster.connection import Cluster
 from pix2pix.cluster.refs import Ref
 from pix2pix.errors import ClusterError, DataError, JobError, UsageError
+from pix2pix.fsutil import atomic_open
 
 # pachd refuses gRPC messages over 20 MiB (and `local serve` keeps the gRPC default); 1 MiB chunks
 # stay far below both whatever the file.
@@ -237,9 +237,8 @@ def get(cluster: Cluster, *, source: Ref, out_dir: Path) -> GetResult:
     written = []
     for path, target, size in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out, cluster.rpc(f"file {source.repo}@{info.commit.id}:{path}"):
+        with atomic_open(target) as out:
+            with cluster.rpc(f"file {source.repo}@{info.commit.id}:{path}"):
                 try:
                     stream = client.get_file(commit, path)
                 except StopIteration:  # an empty file may come as an empty stream
@@ -252,10 +251,6 @@ def get(cluster: Cluster, *, source: Ref, out_dir: Path) -> GetResult:
             if got != size:
                 raise DataError(f"{source.repo}@{info.commit.id}:{path}: got {got} of {size} bytes; "
                                 "the transfer broke off, run get again")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         written.append(target)
     return GetResult(commit_id=info.commit.id, files=written)
 

@@ -21,7 +21,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pix2pix.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# The one list of image file types: every extension read as an image, and Pillow's format name.
+IMAGE_FORMATS: dict[str, str] = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP",
+                                 ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+IMAGE_EXTENSIONS = tuple(IMAGE_FORMATS)
+# Formats written (``--format``), without the dot. GIF is read, never written: its 256-colour
+# palette would lose most of a photo.
+WRITE_FORMATS: dict[str, str] = {ext[1:]: fmt for ext, fmt in IMAGE_FORMATS.items() if fmt != "GIF"}
 
 
 def is_image_file(path: Path) -> bool:

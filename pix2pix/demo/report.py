@@ -5,6 +5,8 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from pix2pix.fsutil import atomic_write
+
 
 @dataclass
 class Row:
@@ -31,11 +33,9 @@ def write_page(path: Path, *, rows: list[Row], title: str, notes: list[str]) -> 
         + (cell(r.target) if has_target else "") + "</tr>"
         for r in rows)
     items = "\n".join(f"<li><pre>{html.escape(n)}</pre></li>" for n in notes)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(
+    atomic_write(path,
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif}td{padding:4px;vertical-align:top}"
         "img{image-rendering:pixelated}pre{font-size:12px}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><table>{head}\n{body}</table><ul>{items}</ul></body></html>\n")
-    tmp.replace(path)
     return path

@@ -23,6 +23,7 @@ import yaml
 from PIL import Image
 
 from pix2pix.demo import synthetic
+from pix2pix.data.images import is_image_file
 from pix2pix.demo.report import Row, write_page
 from pix2pix.errors import DataError, JobError, UsageError
 
@@ -64,7 +65,7 @@ def _stage_inputs(cfg: DemoConfig, work: Path) -> tuple[list[Path], list[tuple[s
     if cfg.data is not None:
         if not cfg.data.is_dir():
             raise DataError(f"{cfg.data}: --data folder not found")
-        files = sorted(p for p in cfg.data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files = sorted(p for p in cfg.data.rglob("*") if p.is_file() and is_image_file(p))
         if len(files) < 2:
             raise DataError(f"{cfg.data}: needs at least 2 A|B image files")
         held_out, train = files[:cfg.images], files[cfg.images:] or files

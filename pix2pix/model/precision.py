@@ -18,7 +18,6 @@ import platform
 
 log = logging.getLogger(__name__)
 
-CHOICES = ("auto", "float32", "mixed_bfloat16")
 _NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from pix2pix.errors import NotFoundError, StoreError, StoreFullError
+from pix2pix.fsutil import fsync_dir
 
 CHUNK = 1 << 20
 EMPTY = hashlib.sha256(b"").hexdigest()
@@ -78,7 +79,7 @@ class BlobStore:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp_name, 0o444)
                 os.replace(tmp_name, final)
-                _fsync_dir(final.parent)
+                fsync_dir(final.parent)
             return digest, size
         except OSError as e:
             _unlink_quietly(tmp_name)
@@ -149,19 +150,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(name: str) -> None:

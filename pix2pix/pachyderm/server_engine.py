@@ -21,6 +21,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from python_pachyderm.proto.v2.pfs import pfs_pb2
 from python_pachyderm.proto.v2.pps import pps_pb2
 
+from pix2pix.fsutil import atomic_write
 from pix2pix.pachyderm import info as I
 
 PROJECT = "default"
@@ -75,11 +76,9 @@ class EngineAdapter:
         except OSError:
             cid = uuid.uuid4().hex
             try:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(cid + "\n")
-                tmp.replace(path)
+                atomic_write(path, cid + "\n")
             except OSError:
-                pass
+                pass  # a read-only state folder: a new ID per run
             return cid
 
     # The runner: pachd runs jobs asynchronously, so FinishCommit and CreatePipeline only kick it.

@@ -108,7 +108,9 @@ def test_put_keeps_relative_paths_and_dest(pix, local_server, tmp_path):
     out = tmp_path / "back"
     pix("get", "training@master:/train", "-o", str(out))
     assert (out / "sub" / "b.png").read_bytes() == b"b" * 3_000_000
-    assert not list(out.rglob("*.part"))
+    # Nothing else: no temporary (hidden or not) left beside the files.
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
+        ["a.png", "sub/b.png"]
 
 
 def test_missing_repo_is_one_line(pix, local_server, tmp_path, refused):

@@ -72,8 +72,13 @@ def test_export_into_existing_empty_folder(trained_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     export(checkpoint=run, output_dir=out)
-    assert sorted(p.name for p in out.iterdir()) == ["assets", "fingerprint.pb", "options.json",
-                                                     "saved_model.pb", "variables"]
+    names = ["assets", "fingerprint.pb", "options.json", "saved_model.pb", "variables"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    # Exporting again replaces that earlier export whole, and leaves nothing beside it.
+    (out / "stale.txt").write_text("from the first export")
+    export(checkpoint=run, output_dir=out)
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_restore_keeps_the_norm_epsilon_the_run_was_trained_with(trained_run, tmp_path):
