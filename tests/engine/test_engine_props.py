@@ -84,7 +84,9 @@ def test_single_star_glob_agrees_with_per_segment_fnmatch(pat, path):
 def test_double_star_matches_any_depth(path):
     p = "/" + "/".join(path)
     assert compile_glob("/**").fullmatch(p)
-    assert compile_glob("/**/" + path[-1]).fullmatch(p)
+    # pachd's "**" is any text, "/" included: "/**/x" needs one folder at least (no doublestar
+    # "zero folders" rule)
+    assert bool(compile_glob("/**/" + path[-1]).fullmatch(p)) == (len(path) >= 2)
 
 
 @given(files=st.sets(st.lists(path_segments, min_size=1, max_size=3).map(lambda s: "/" + "/".join(s)),
@@ -97,14 +99,16 @@ def test_root_glob_is_one_datum_and_star_is_top_level(files):
     assert match("/*", files) == sorted({"/" + f.split("/")[1] for f in files})
 
 
-@given(lit=st.text("abc.-_ ", min_size=1, max_size=6))
-def test_literal_globs_match_only_themselves(lit: str):
+@given(lit=st.text("abc.-_ ", min_size=1, max_size=6).filter(lambda s: s not in (".", "..")))
+def test_literal_globs_match_only_themselves(lit: str):  # "/." and "/.." are cleaned to "/"
     rx = compile_glob("/" + lit)
     assert rx.fullmatch("/" + lit)
     assert not rx.fullmatch("/" + lit + "x")
 
 
-@pytest.mark.parametrize("bad", ["[", "/a[", "/{a,b", "/a}", "/(x", "/x)", "/a]", "/a\\"])
+# pachd compiles "/{a,b" "/(x" (closed at the end), "/a}" "/x)" "/a]" (literal) and "/a\\"
+# (selects nothing): tests/engine/test_engine_globs.py says what each selects
+@pytest.mark.parametrize("bad", ["[", "/a[", "/[z-a]", "/^(x)", "/[]", "/[!]"])
 def test_invalid_globs_are_refused(bad: str):
     assert check_glob(bad)
     with pytest.raises(SpecError, match="not a valid glob"):
@@ -113,7 +117,7 @@ def test_invalid_globs_are_refused(bad: str):
 
 @pytest.mark.parametrize("glob,path,ok", [
     ("/*.png", "/a.png", True), ("/*.png", "/d/a.png", False), ("/**/*.png", "/d/e/a.png", True),
-    ("/**/*.png", "/a.png", True), ("/[ab]*", "/b1", True), ("/[!ab]*", "/b1", False),
+    ("/**/*.png", "/a.png", False), ("/[ab]*", "/b1", True), ("/[!ab]*", "/b1", False),
     ("/{x,y}/*", "/y/1", True), ("/STOREID(*).txt", "/STOREID12.txt", True), ("*", "/a", True),
 ])
 def test_glob_examples(glob: str, path: str, ok: bool):
