@@ -18,7 +18,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from pix2pix.errors import SpecError
-from pix2pix.pachyderm.globs import compile_glob, expand_paths, normalize
+from pix2pix.pachyderm.globs import compile_glob, expand, expand_paths, normalize
 from pix2pix.pachyderm.info import DatumInput
 from pix2pix.pachyderm.spec import Input, PfsInput
 
@@ -68,7 +68,7 @@ def pfs_matches(pfs: PfsInput, ic: InputCommit) -> list[Match]:
         return []
     if pattern == "/":
         files = [(p, h, s) for p, (h, s) in sorted(ic.tree.items())]
-        return [Match(pfs.name, ic.repo, ic.branch, ic.commit, "/", files)]
+        return [Match(pfs.name, ic.repo, ic.branch, ic.commit, "/", files, _key(pfs.key, None))]
     rx = compile_glob(pattern)
     out = []
     for path in expand_paths(ic.tree):
@@ -82,13 +82,8 @@ def pfs_matches(pfs: PfsInput, ic: InputCommit) -> list[Match]:
 
 
 def _key(expr: str, m) -> str:
-    """``"$1-$2"`` with the glob's capture groups substituted."""
-    if not expr:
-        return ""
-    out = expr
-    for i in range(len(m.groups()), 0, -1):
-        out = out.replace(f"${i}", m.group(i) or "")
-    return out
+    """``"$1-$2"`` with the glob's capture groups substituted, as pachd's worker does it."""
+    return expand(m, expr) if expr else ""
 
 
 def compute(inp: Input, commits: dict[tuple[str, str], InputCommit], *, salt: str) -> list[Datum]:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
 from pix2pix.errors import NotAFileError, NotFoundError, UsageError
-from pix2pix.pachyderm import trees
+from pix2pix.pachyderm import globs, trees
 from pix2pix.pachyderm.commits import open_commit, resolve
 from pix2pix.pachyderm.context import Context
-from pix2pix.pachyderm.globs import compile_glob, expand_paths
+from pix2pix.pachyderm.globs import normalize
 from pix2pix.pachyderm.info import FileInfo
 from pix2pix.pachyderm.refs import clean_path
 from pix2pix.pachyderm.store import StagedOp, Tree
@@ -100,8 +100,8 @@ def walk_files(ctx: Context, repo: str, ref: Optional[str], path: str = "/") -> 
 def glob_files(ctx: Context, repo: str, ref: Optional[str], pattern: str) -> list[FileInfo]:
     """Files and folders matching a Pachyderm glob (``/*``, ``/**/*.png``, ``/{a,b}``)."""
     cid, tree = _tree(ctx, repo, ref)
-    rx = compile_glob(pattern)
-    return [trees.file_info(repo, cid, tree, p) for p in expand_paths(tree) if rx.fullmatch(p)]
+    paths = ["/"] if normalize(pattern) == "/" else globs.match(pattern, tree)
+    return [trees.file_info(repo, cid, tree, p) for p in paths]
 
 
 def get_file(ctx: Context, repo: str, ref: Optional[str], path: str) -> bytes:

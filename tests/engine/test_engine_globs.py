@@ -15,6 +15,7 @@ from engine_testlib import put
 
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm import datums as dm
+from pix2pix.pachyderm.spec import build_input
 from pix2pix.pachyderm.globs import (
     check_glob,
     compile_glob,
@@ -682,7 +683,7 @@ def _ic(repo: str, files: list[str]) -> dm.InputCommit:
 
 def _datum_paths(inp: dict, trees: dict[str, list[str]]) -> list[list[str]]:
     commits = {(r, "master"): _ic(r, fs) for r, fs in trees.items()}
-    return [[m.glob_path for m in d.matches] for d in dm.compute(inp, commits, salt="s")]
+    return [[m.glob_path for m in d.matches] for d in dm.compute(build_input(inp), commits, salt="s")]
 
 
 @pytest.mark.parametrize("glob,expected", [

@@ -64,8 +64,8 @@ def test_semantic_errors():
         validate_spec({"pipeline": {"name": "p"}, "transform": {"cmd": ["x"]}})
     with pytest.raises(SpecError, match=r"input\.pfs\.glob: missing"):
         validate_spec(dict(SPEC, input={"pfs": {"repo": "in"}}))
-    with pytest.raises(SpecError, match=r'input\.union\[1\]\.pfs\.glob: "/\{a" is not a valid glob'):
-        validate_spec(dict(SPEC, input={"union": [pfs("a"), pfs("b", "/{a")]}))
+    with pytest.raises(SpecError, match=r'input\.union\[1\]\.pfs\.glob: "/\[a" is not a valid glob'):
+        validate_spec(dict(SPEC, input={"union": [pfs("a"), pfs("b", "/[a")]}))
     with pytest.raises(SpecError, match="transform: missing"):
         validate_spec({"pipeline": {"name": "p"}, "input": pfs("in")})
 

@@ -35,7 +35,7 @@ BAD_SPECS = {
     "wrong_type": ([_spec(datumTries="three")], SpecError, ["datumTries", "'three'"]),
     "wrong_type_nested": ([{**_spec(), "transform": {"cmd": "bash"}}], SpecError,
                           ["transform.cmd"]),
-    "bad_glob": ([_spec(glob="/{a,b")], SpecError, ["input.pfs.glob", "not a valid glob"]),
+    "bad_glob": ([_spec(glob="/[a,b")], SpecError, ["input.pfs.glob", "not a valid glob"]),
     "missing_input_repo": ([_spec(repo="nosuchrepo")], SpecError,
                            ["input.pfs.repo", "'nosuchrepo' does not exist"]),
     "cycle": (_cycle(), SpecError, ["cycle", "a -> b -> a"]),
