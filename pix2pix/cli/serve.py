@@ -30,8 +30,12 @@ from pix2pix.serving.options import ServeOptions
               help='JSON naming the model: {"commit", "repo", "branch", "provenance", '
                    '"metrics"}; shown on the page and in /v1/models/NAME/info, read again on '
                    "SIGHUP.")
+@click.option("--model_commit", envvar="model_COMMIT", show_envvar=True,
+              help="The model commit to name when the model info has none; Pachyderm sets "
+                   "model_COMMIT for a pipeline input named model.")
 @click_options(ServeOptions)
-def serve_cmd(model_dir: Path, port: int, host: str, model_info: Path | None, **given) -> None:
+def serve_cmd(model_dir: Path, port: int, host: str, model_info: Path | None,
+              model_commit: str | None, **given) -> None:
     """Serve an exported model over HTTP until Ctrl-C or SIGTERM; SIGHUP swaps in the model
     found at --model again without losing a request. See docs/serving.md."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,8 +46,8 @@ def serve_cmd(model_dir: Path, port: int, host: str, model_info: Path | None, **
     def echo(line: str) -> None:
         click.echo(line, err=True)
 
-    server = Server(model_dir, host=host, port=port, model_info=model_info, options=options,
-                    echo=echo)
+    server = Server(model_dir, host=host, port=port, model_info=model_info,
+                    model_commit=model_commit, options=options, echo=echo)
     server.start(load=False)  # listening: /healthz says 503 while the model loads
 
     def hangup(signum: int, frame: object) -> None:

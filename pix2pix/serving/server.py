@@ -110,16 +110,20 @@ class Server:
         host, port: where to listen; port 0 takes a free port (see :attr:`port`).
         model_info: optional JSON naming the model (commit, repo, provenance, metrics), read at
             each load.
+        model_commit: the commit to name when the model info has none (in a Pachyderm
+            pipeline, the ``model_COMMIT`` variable of an input named ``model``).
         options: batching and limits.
         loader: ``model_dir -> LoadedModel``; the default loads the export with TensorFlow.
         echo: where one-line events (loaded, reloaded, reload failed) go.
     """
 
     def __init__(self, model_dir: Path, *, host: str = "127.0.0.1", port: int = 8501,
-                 model_info: Path | None = None, options: ServeOptions | None = None,
+                 model_info: Path | None = None, model_commit: str | None = None,
+                 options: ServeOptions | None = None,
                  loader: Callable[[Path], LoadedModel] = load_export,
                  echo: Callable[[str], None] = log.info):
         self.model_dir, self.model_info = Path(model_dir), model_info
+        self.model_commit = model_commit
         options = options or ServeOptions()
         self.host, self.options, self.stats = host, options, Stats()
         self._loader, self._echo = loader, echo
@@ -235,6 +239,8 @@ class Server:
                 self._record(version, "LOADING")
             try:
                 info = read_model_info(self.model_info)
+                if self.model_commit and not info.get("commit"):
+                    info = {**info, "commit": self.model_commit}
                 model = self._loader(self.model_dir)
                 if not 0 <= self.options.overlap < model.size:
                     raise UsageError(f"--overlap {self.options.overlap} must be below the "
