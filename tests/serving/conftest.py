@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from tests.data.conftest import build_export, random_image
-from tests.model.conftest import write_pairs
+from tests.model.conftest import make_dataset, trained_run  # noqa: F401 (fixtures)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,20 +29,12 @@ INFO = {"commit": "4f1c2ab7e9d04c3a8b6e5f7a9c0d1e2f", "repo": "model", "branch":
 
 
 @pytest.fixture(scope="session")
-def real_export(tmp_path_factory) -> Path:
-    """A real `pix2pix export` of a tiny unet_128 (ngf 8, crop 128) after 2 training steps."""
-    from pix2pix.config import DataConfig, ModelConfig, TrainConfig
-    from pix2pix.data.dataset import make_dataset
+def real_export(trained_run, tmp_path_factory) -> Path:
+    """A real `pix2pix export` of the model tests' tiny unet_128 (ngf 8, crop 128)."""
     from pix2pix.export import export
-    from pix2pix.train import train
 
-    root = tmp_path_factory.mktemp("serve-real")
-    pairs = write_pairs(root / "pairs", n=2, size=128)
-    train(input_dir=pairs, output_dir=root / "run",
-          model=ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128),
-          data=DataConfig(load_size=128), train=TrainConfig(max_steps=2, seed=0, summary_freq=0),
-          progress=False, dataset_fn=make_dataset)
-    return export(checkpoint=root / "run", output_dir=root / "export")
+    run, _ = trained_run
+    return export(checkpoint=run, output_dir=tmp_path_factory.mktemp("serve-real") / "export")
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +135,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+class Shapes:
+    """A model wrapper that records the shape of every batch the model is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, ...]] = []
+
+    def __call__(self, translate: Callable, batch: np.ndarray) -> np.ndarray:
+        self.seen.append(batch.shape)
+        return translate(batch)
 
 
 class Gate:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pix2pix.serving import ServeOptions
-from tests.serving.conftest import (Gate, b64, decode_png, image, png_bytes, post_json, request,
+from tests.serving.conftest import (Gate, Shapes, b64, decode_png, image, png_bytes, post_json, request,
                                     wrap_loader)
 
 PREDICT = "v1/models/pix2pix:predict"
@@ -134,13 +134,8 @@ def test_overload_answers_503_at_once_and_never_queues_without_bound(start_serve
 
 
 def test_concurrent_requests_share_model_calls(start_server, fake_exports):
-    seen: list[tuple[int, ...]] = []
-
-    def watch(translate, batch):
-        seen.append(batch.shape)
-        return translate(batch)
-
-    server = start_server(fake_exports["invert"], loader=wrap_loader(watch),
+    shapes = Shapes()
+    server = start_server(fake_exports["invert"], loader=wrap_loader(shapes),
                           options=ServeOptions(max_batch_size=4, batch_timeout_ms=300,
                                                max_queue=16))
     inputs = [image(64, 64, seed=i) for i in range(8)]
@@ -160,22 +155,17 @@ def test_concurrent_requests_share_model_calls(start_server, fake_exports):
     # every answer is its own image translated, whatever batch it rode in
     for x, r in zip(inputs, replies):
         assert np.array_equal(decode_png(r.body), 255 - x)
-    sizes = [s[0] for s in seen]
+    sizes = [s[0] for s in shapes.seen]
     assert sum(sizes) == 8 and max(sizes) <= 4
     assert max(sizes) > 1, f"no two requests shared a model call: {sizes}"
-    assert all(s[1:] == (64, 64, 3) for s in seen)
+    assert all(s[1:] == (64, 64, 3) for s in shapes.seen)
     stats = request(server.url + "v1/models/pix2pix/info").json()["stats"]
     assert stats["batch_sizes"] == {str(k): sizes.count(k) for k in sorted(set(sizes))}
 
 
 def test_a_large_image_is_tiled_in_bounded_memory(start_server, fake_exports):
-    seen: list[tuple[int, ...]] = []
-
-    def watch(translate, batch):
-        seen.append(batch.shape)
-        return translate(batch)
-
-    server = start_server(fake_exports["identity"], loader=wrap_loader(watch),
+    shapes = Shapes()
+    server = start_server(fake_exports["identity"], loader=wrap_loader(shapes),
                           options=ServeOptions(max_batch_size=8))
     big = image(1500, 2000, seed=7)  # 9 MB of pixels; tiles of 64 with overlap 32: ~2800 tiles
     body = png_bytes(big)
@@ -189,7 +179,8 @@ def test_a_large_image_is_tiled_in_bounded_memory(start_server, fake_exports):
     out = decode_png(r.body)
     assert out.shape == big.shape
     assert np.array_equal(out, big)  # identity tiles blend back exactly
-    assert len(seen) > 300 and all(s[0] <= 8 and s[1:] == (64, 64, 3) for s in seen)
+    assert len(shapes.seen) > 300
+    assert all(s[0] <= 8 and s[1:] == (64, 64, 3) for s in shapes.seen)
     # The request holds the input, the output and one band of tile rows (plus the encoded
     # bodies): ~3x the pixels here. Float sums over the whole image would be 5.3x on their own,
     # the tiles as float32 ~16x.
