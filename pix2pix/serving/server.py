@@ -235,6 +235,9 @@ class Server:
         """
         with self._reload_lock:
             with self._lock:
+                if self._stopping:
+                    raise UsageError(f"{self.options.model_name}: the server is stopping; "
+                                     "not reloading")
                 version, self._next_version = self._next_version, self._next_version + 1
                 self._record(version, "LOADING")
             try:
@@ -257,6 +260,11 @@ class Server:
                                            timeout_s=self.options.batch_timeout_ms / 1000,
                                            on_batch=self.stats.batch, name=f"model-v{version}"))
             with self._lock:
+                if self._stopping:  # stop() ran while this version loaded: never serve it
+                    self._record(version, "END", "the server stopped before it served")
+                    slot.batcher.close()
+                    raise UsageError(f"{self.options.model_name}: the server stopped while "
+                                     f"version {version} loaded")
                 old, self._current = self._current, slot
                 self._record(version, "AVAILABLE")
                 close_old = False

@@ -151,3 +151,11 @@ def test_a_request_keeps_the_model_it_started_with(start_server, fake_exports, t
     statuses = request(server.url + "v1/models/pix2pix").json()["model_version_status"]
     assert statuses[1] == {"version": "1", "state": "END",
                            "status": {"error_code": "OK", "error_message": ""}}
+
+
+def test_no_reload_after_stop(start_server, fake_exports):
+    server = start_server(fake_exports["identity"])
+    server.stop()
+    with pytest.raises(UsageError, match="the server is stopping; not reloading"):
+        server.reload()
+    assert server.version is None
