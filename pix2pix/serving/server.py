@@ -249,8 +249,9 @@ class Server:
                     raise UsageError(f"--overlap {self.options.overlap} must be below the "
                                      f"model size {model.size}")
             except Exception as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 err = e if isinstance(e, Pix2PixError) else ModelError(
-                    f"{self.model_dir}: cannot load ({(str(e).strip().splitlines() or [type(e).__name__])[0]})")
+                    f"{self.model_dir}: cannot load ({first})")
                 with self._lock:
                     self._record(version, "END", str(err))
                 raise err from None

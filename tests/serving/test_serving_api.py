@@ -93,10 +93,12 @@ def test_model_status_and_metadata_as_tf_serving_writes_them(served):
     status = request(served.url + "v1/models/pix2pix")
     assert status.status == 200
     assert status.json() == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+        {"version": "1", "state": "AVAILABLE",
+         "status": {"error_code": "OK", "error_message": ""}}]}
     assert request(served.url + "v1/models/pix2pix/versions/1").json() == status.json()
     missing = request(served.url + "v1/models/pix2pix/versions/7")
-    assert (missing.status, missing.json()) == (404, {"error": "Could not find version 7 of model pix2pix"})
+    assert (missing.status, missing.json()) == (
+        404, {"error": "Could not find version 7 of model pix2pix"})
 
     meta = request(served.url + "v1/models/pix2pix/metadata")
     assert meta.status == 200
@@ -111,7 +113,8 @@ def test_model_status_and_metadata_as_tf_serving_writes_them(served):
     assert request(served.url + "v1/models/pix2pix/versions/1/metadata").json() == body
 
     unknown = post_json(served.url + "v1/models/cats:predict", {"instances": []})
-    assert (unknown.status, unknown.json()) == (404, {"error": "Servable not found for request: Latest(cats)"})
+    assert (unknown.status, unknown.json()) == (
+        404, {"error": "Servable not found for request: Latest(cats)"})
     assert request(served.url + "v1/models/cats").status == 404
 
 
@@ -119,7 +122,8 @@ def test_predict_on_a_version_path(served):
     body = {"instances": [b64(png_bytes(image(64, 64)))]}
     assert post_json(served.url + "v1/models/pix2pix/versions/1:predict", body).status == 200
     r = post_json(served.url + "v1/models/pix2pix/versions/5:predict", body)
-    assert (r.status, r.json()) == (404, {"error": "Servable not found for request: Specific(pix2pix, 5)"})
+    assert (r.status, r.json()) == (
+        404, {"error": "Servable not found for request: Specific(pix2pix, 5)"})
     r = post_json(served.url + "V1/MODELS/pix2pix:PREDICT", body)  # case-insensitive, as TF Serving
     assert r.status == 200
 
@@ -171,7 +175,8 @@ def test_plain_post_of_image_bytes_answers_png(served):
 
 def test_plain_post_accepts_a_multipart_form(served):
     boundary = "pix2pixboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+    body = (f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="image"; filename="a.png"\r\n'
             "Content-Type: image/png\r\n\r\n").encode() + png_bytes(image(40, 50)) + \
         f"\r\n--{boundary}--\r\n".encode()
     r = request(served.url + "predict", "POST", body,
@@ -205,7 +210,8 @@ def test_healthz_and_status_while_loading(start_server, fake_exports):
              what="the LOADING status")
     health = request(server.url + "healthz")
     assert (health.status, health.json()) == (503, {"status": "loading"})
-    assert request(server.url + "v1/models/pix2pix").json()["model_version_status"][0]["state"] == "LOADING"
+    status = request(server.url + "v1/models/pix2pix").json()["model_version_status"]
+    assert status[0]["state"] == "LOADING"
     busy = request(server.url + "predict", "POST", png_bytes(image(64, 64)))
     assert busy.status == 503 and "loading" in busy.json()["error"]
     gate_open.set()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pix2pix.serving import ServeOptions
-from tests.serving.conftest import (Gate, Shapes, b64, decode_png, image, png_bytes, post_json, request,
+from tests.serving.conftest import (Gate, Shapes, b64, decode_png, image, png_bytes, post_json,
+                                    request,
                                     wrap_loader)
 
 PREDICT = "v1/models/pix2pix:predict"
@@ -94,7 +95,8 @@ def test_too_many_pixels_over_several_instances(identity):
 
 def test_get_errors(identity):
     r = request(identity.url + "v1/models/pix2pix:predict")
-    assert (r.status, r.json()) == (400, {"error": "Malformed request: GET /v1/models/pix2pix:predict"})
+    assert (r.status, r.json()) == (
+        400, {"error": "Malformed request: GET /v1/models/pix2pix:predict"})
     r = request(identity.url + "v1/models/pix2pix/labels/stable")
     assert (r.status, r.json()) == (404, {"error": "Unrecognized servable version label: stable"})
     assert request(identity.url + "favicon.ico").status == 404
