@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # Tests run in 2 worker processes: most wait on subprocesses and I/O, so 2 cores are kept busy.
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast bench quality image image-test clean
+.PHONY: demo test test-fast bench quality image image-test browser clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,22 @@ image:
 # CI step after `test`: build the CPU image with buildah and run the pipelines in it (SKIP without).
 image-test: $(STAMP)
 	PY=$(PY) PYTEST_ARGS="$(PYTEST_ARGS)" docker/image-test.sh
+
+# CI step before `test`: headless Chromium and its WebDriver (Debian's chromium and
+# chromium-driver) for the web page's browser test. Needs root and apt-get; where it cannot
+# install them it prints one SKIP line and succeeds, and that test skips with its reason.
+BROWSER_APT_LOG ?= $(or $(TMPDIR),/tmp)/pix2pix-browser-apt.log
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "browser: chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "SKIP: browser: installing chromium needs root and apt-get; the browser test will skip"; \
+	elif { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	         chromium chromium-driver; } >$(BROWSER_APT_LOG) 2>&1; then \
+	  echo "browser: installed $$(chromium --version 2>/dev/null)"; \
+	else \
+	  echo "SKIP: browser: apt-get install chromium chromium-driver failed (log: $(BROWSER_APT_LOG)); the browser test will skip"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pix2pix $(DEMO_OUT) build *.egg-info

@@ -64,6 +64,7 @@ def _register() -> None:
     from pix2pix.cli import pps as _pps  # noqa: F401  pachctl verbs: pipelines, jobs, logs
     from pix2pix.cli import cluster as _cluster  # noqa: F401  cluster ..., local serve
     from pix2pix.cli import demo as _demo  # noqa: F401  demo
+    from pix2pix.cli import serve as _serve  # noqa: F401  serve
 
 
 _register()
