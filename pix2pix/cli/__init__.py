@@ -45,7 +45,7 @@ def cli() -> None:
     """pix2pix image-to-image translation, run as a Pachyderm data-versioned pipeline.
 
     \b
-    Model modes:     train, test, export, process, generate, evaluate
+    Model modes:     train, test, export, process, generate, evaluate, serve
     Engine (pachctl verbs on the embedded engine):
                      create/list/delete repo, put/get/list/inspect file,
                      list/inspect/wait commit, create/update/list/inspect/delete pipeline,
