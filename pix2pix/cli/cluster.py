@@ -171,3 +171,14 @@ def serve_cmd(port: int, state_dir: Path | None, executor: str | None) -> None:
 
     serve_forever(state_dir=state_dir or default_state_dir(), port=port, executor=executor,
                   announce=lambda msg: click.echo(msg, err=True))
+
+
+@local_group.command("supervise", hidden=True)
+@click.argument("pipeline")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--executor", type=click.Choice(["process", "container"]), default="process")
+def supervise_cmd(pipeline: str, state_dir: Path, executor: str) -> None:
+    """Keep a spout's or service's code running (started by create/start pipeline)."""
+    from pix2pix.pachyderm.engine import Engine
+    from pix2pix.pachyderm.services import supervise
+    supervise(Engine(state_dir, executor=executor), pipeline)

@@ -60,8 +60,11 @@ class JobReport:
         click.echo(f"job {job.pipeline}@{job.id}: {job.state} ({counts})"
                    + (f": {job.reason}" if job.reason else ""), err=True)
 
+    def failed(self) -> list:
+        return [j for j in self.jobs if j.state != "success"]
+
     def check(self) -> None:
-        bad = [j for j in self.jobs if j.state != "success"]
+        bad = self.failed()
         if bad:
             j = bad[0]
             raise JobError(f"job {j.pipeline}@{j.id} failed: {j.reason}; see `pix2pix inspect job "

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -18,9 +20,10 @@ from pix2pix.cli.common import (
     state_option, table, create_group, delete_group, get_group, inspect_group, list_group,
     put_group, update_group, wait_group,
 )
-from pix2pix.errors import StoreError, UsageError
+from pix2pix.errors import DataError, NotFoundError, UsageError
 from pix2pix.fsutil import atomic_write
-from pix2pix.pachyderm.refs import COMMIT_ID, clean_path, parse_ref
+from pix2pix.pachyderm import files
+from pix2pix.pachyderm.refs import clean_path, parse_ref
 
 # -- repos -----------------------------------------------------------------------------------------
 
@@ -105,85 +108,142 @@ def list_branch_cmd(repo: str, output: str, as_json: bool, state_dir: Path | Non
 
 # -- files -----------------------------------------------------------------------------------------
 
-def _destination(src: str, dest: str | None, as_folder: bool) -> str:
+def _destination(src: str, dest: str | None, as_folder: bool, full_path: bool = False) -> str:
     """Where a -f source lands: ``dest`` itself (one source), ``dest/<name>`` (several sources
-    or a dest ending in /), or ``/<name>`` (no dest). ``<name>`` is the source's base name; a
-    folder's files go under that with their relative paths."""
-    name = Path(src).resolve().name if src != "-" else ""
+    or a dest ending in /), or ``/<name>`` (no dest). ``<name>`` is the source's base name (its
+    whole path with --full-path); a folder's files go under that with their relative paths."""
+    if src == "-":
+        name = ""
+    elif "://" in src:
+        name = Path(urllib.parse.urlsplit(src).path).name
+    else:
+        name = Path(src).as_posix().lstrip("/") if full_path else Path(src).resolve().name
     if dest is None:
         return "/" + name
     return dest.rstrip("/") + "/" + name if as_folder else dest
 
 
+def _sources(sources: tuple[str, ...], inputs: tuple[str, ...]) -> list[str]:
+    """-f values, then the paths or URLs listed (one per line) in each -i file; stdin when
+    neither is given, as pachctl's -f defaults to it."""
+    out = list(sources)
+    for listing in inputs:
+        try:
+            text = sys.stdin.read() if listing == "-" else Path(listing).read_text()
+        except OSError as e:
+            raise DataError(f"-i {listing}: cannot read ({e.strerror})") from None
+        out += [line.strip() for line in text.splitlines() if line.strip()]
+    return out or ["-"]
+
+
+def _strict_option(fn: Callable) -> Callable:
+    return click.option("--strict", is_flag=True,
+                        help="Exit with JobError's code (7) if a job this command ran failed "
+                             "(without it, as pachctl: exit 0 once the commit landed, and the "
+                             "failure reported on stderr).")(fn)
+
+
 @put_group.command("file")
 @click.argument("target", metavar="REPO@BRANCH[:/path]")
-@click.option("-f", "--file", "sources", multiple=True, required=True,
-              help="A file, a folder (with -r) or - for stdin; repeat for several.")
+@click.option("-f", "--file", "sources", multiple=True,
+              help="A file, a folder (with -r), an http(s):// or file:// URL, or - for stdin "
+                   "(the default); repeat for several.")
+@click.option("-i", "--input-file", "inputs", multiple=True,
+              help="A file listing paths or URLs to put, one per line (- for stdin).")
 @click.option("-r", "--recursive", is_flag=True, help="Put a folder's files, keeping their "
                                                       "relative paths.")
 @click.option("-a", "--append", is_flag=True, help="Append to the file instead of overwriting it.")
+@click.option("--untar", is_flag=True, help="Each source is a tar: put its files instead.")
+@click.option("--full-path", is_flag=True, help="Name each file by its full path (not its "
+                                                "base name) under the destination.")
 @click.option("-m", "--message", "description", default="", help="Commit description.")
+@_strict_option
 @run_options
 @state_option
-def put_file_cmd(target: str, sources: tuple[str, ...], recursive: bool, append: bool,
-                 description: str, executor: str | None, no_run: bool | None,
-                 state_dir: Path | None) -> None:
-    """Put files into a new commit on REPO@BRANCH, all in one commit.
+def put_file_cmd(target: str, sources: tuple[str, ...], inputs: tuple[str, ...], recursive: bool,
+                 append: bool, untar: bool, full_path: bool, description: str, strict: bool,
+                 executor: str | None, no_run: bool | None, state_dir: Path | None) -> None:
+    """Put files into REPO@BRANCH, all in one commit (as pachctl: into the branch's open head if
+    it has one, else in a new commit, finished at once).
 
     \b
       pix2pix put file images@master:/a.png -f a.png
       pix2pix put file images@master:/train -r -f ./facades/train
       pix2pix put file images@master -f a.png -f b.png      (lands at /a.png, /b.png)
-      cat x | pix2pix put file images@master:/x -f -
+      pix2pix put file images@master:/x.png -f https://example.com/x.png
+      cat x | pix2pix put file images@master:/x
     """
     ref = parse_ref(target, what="repo@branch[:/path]")
     branch = ref.ref or "master"
-    if COMMIT_ID.match(branch) or any(c in branch for c in "^~"):
-        raise UsageError(f"{target!r}: put file needs a branch, not a commit")
+    if any(c in branch for c in "^~"):
+        raise UsageError(f"{target!r}: put file needs a branch or an open commit, not {branch}")
     dest = ref.path  # None: no path given; "/" the root
-    for s in sources:
-        if s != "-" and not os.path.exists(s):
-            raise StoreError(f"{s}: no such file or folder")
-        if s != "-" and os.path.isdir(s) and not recursive:
+    srcs = _sources(sources, inputs)
+    for s in srcs:
+        if s == "-" or "://" in s:
+            continue
+        if not os.path.exists(s):
+            raise NotFoundError(f"{s}: no such file or folder")
+        if os.path.isdir(s) and not recursive:
             raise UsageError(f"{s} is a folder; use -r to put its files")
-    if "-" in sources and dest in (None, "/"):
+    if "-" in srcs and dest in (None, "/") and not untar:
         raise UsageError("-f - (stdin) needs a destination path: repo@branch:/path")
     jobs = JobReport()
     eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
-    many = len(sources) > 1
+    eng.inspect_repo(ref.repo)
+    many = len(srcs) > 1
     as_folder = many or target.endswith("/") or dest == "/"
-    with eng.commit(ref.repo, branch, description=description) as c:
-        for s in sources:
-            where = _destination(s, dest, as_folder)
-            if s == "-":
-                c.put_file(dest, sys.stdin.buffer, append=append)
-            elif os.path.isdir(s):
-                # One folder with a path: its files go right under that path (pachctl -r).
-                c.put_local(Path(s), dest if dest is not None and not many else where,
-                            recursive=True)
-            else:
-                with open(s, "rb") as fh:
-                    c.put_file(where, fh, append=append)
-    click.echo(f"{ref.repo}@{c.info.id}", err=True)
-    jobs.check()
+    ops = []
+    for s in srcs:
+        where = _destination(s, dest, as_folder, full_path)
+        if untar:
+            with (sys.stdin.buffer if s == "-" else open(s, "rb")) as fh:
+                ops += files.tar_ops(eng, fh, dest or "/", append=append)
+        elif s == "-":
+            ops.append(files.file_op(eng, dest, sys.stdin.buffer, append=append))
+        elif "://" in s:
+            ops += files.url_ops(eng, s, where, recursive=recursive, append=append)
+        elif os.path.isdir(s):
+            # One folder with a path: its files go right under that path (pachctl -r).
+            ops += files.local_ops(eng, Path(s), dest if dest is not None and not many else where,
+                                   recursive=True, append=append)
+        else:
+            with open(s, "rb") as fh:
+                ops.append(files.file_op(eng, where, fh, append=append))
+    info, finished = eng.modify(ref.repo, branch, ops, description=description)
+    _report(jobs, strict)
+    if not finished:
+        click.echo(f"{len(ops)} file(s) put into open commit {ref.repo}@{info.id}; it runs its "
+                   f"jobs once finished (`pix2pix finish commit {ref.repo}@{info.id}`)", err=True)
+    click.echo(f"{ref.repo}@{info.id}", err=True)
+
+
+def _report(jobs: JobReport, strict: bool) -> None:
+    """Failed jobs: a JobError with --strict; else one warning line each (the commit stays)."""
+    if strict:
+        jobs.check()
+    for j in jobs.failed():
+        click.echo(f"warning: job {j.pipeline}@{j.id} ended {j.state}: {j.reason}; the commit "
+                   f"landed (see `pix2pix logs -p {j.pipeline} --job {j.id}`)", err=True)
 
 
 @delete_group.command("file")
 @click.argument("target", metavar="REPO@BRANCH:/path")
+@_strict_option
 @run_options
 @state_option
-def delete_file_cmd(target: str, executor: str | None, no_run: bool | None,
+def delete_file_cmd(target: str, strict: bool, executor: str | None, no_run: bool | None,
                     state_dir: Path | None) -> None:
-    """Delete a file or folder in a new commit."""
+    """Delete a file or folder, in the branch's open head or a new commit."""
     ref = parse_ref(target)
     if not ref.path or ref.path == "/":
         raise UsageError(f"{target!r}: name the path to delete: repo@branch:/path")
     jobs = JobReport()
     eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
     eng.inspect_file(ref.repo, ref.ref or "master", ref.path)
-    with eng.commit(ref.repo, ref.ref or "master") as c:
-        c.delete_file(ref.path)
-    jobs.check()
+    info, _ = eng.modify(ref.repo, ref.ref or "master", [files.FileOp("delete", ref.path)])
+    _report(jobs, strict)
+    click.echo(f"{ref.repo}@{info.id}", err=True)
 
 
 @get_group.command("file")

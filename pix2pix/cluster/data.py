@@ -4,7 +4,9 @@ set until every pipeline downstream has finished) and ``get`` (outputs into a fo
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +22,9 @@ from pix2pix.fsutil import atomic_open
 # pachd refuses gRPC messages over 20 MiB (and `local serve` keeps the gRPC default); 1 MiB chunks
 # stay far below both whatever the file.
 CHUNK_BYTES = 1 << 20
+OPEN_HEAD_WAIT_S = 120.0  # how long put waits for another writer's open commit on its branch
+# pachd's refusal of a second commit on a branch whose head is open (no gRPC code tells it).
+_OPEN_HEAD = re.compile(r"parent commit \S+ has not been finished")
 
 
 class _LazyChunks:
@@ -93,8 +98,7 @@ def put(cluster: Cluster, *, target: Ref, paths: list[Path], dest: str = "/") ->
     plan = plan_put(paths, dest)
     client = cluster.client
     what = f"repo {target.repo!r}"
-    with cluster.rpc(what):
-        commit = client.start_commit(target.repo, target.ref)
+    commit = _start_commit(cluster, target, what)
     try:
         with cluster.rpc(f"{what} (putting {len(plan)} files)"):
             with client.modify_file_client(commit) as mfc:
@@ -106,6 +110,23 @@ def put(cluster: Cluster, *, target: Ref, paths: list[Path], dest: str = "/") ->
         raise
     return PutResult(repo=target.repo, branch=target.ref, commit_id=commit.id,
                      files=[remote for _, remote in plan])
+
+
+def _start_commit(cluster: Cluster, target: Ref, what: str, *,
+                  wait_s: float = OPEN_HEAD_WAIT_S) -> pfs_pb2.Commit:
+    """Start a commit on the branch, waiting while another writer's commit is its open head
+    (pachd refuses a second commit on a branch until the first is finished)."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            with cluster.rpc(what):
+                return cluster.client.start_commit(target.repo, target.ref)
+        except ClusterError as e:
+            if not _OPEN_HEAD.search(str(e)) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _drop_quietly(cluster: Cluster, commit_id: str) -> None:

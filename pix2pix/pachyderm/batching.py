@@ -19,6 +19,7 @@ from pix2pix.pachyderm.executors import stop
 from pix2pix.pachyderm.worker import DatumServer
 
 POLL_S = 0.05
+STOP_CHECK_POLLS = 20  # look for a StopJob about once a second
 
 
 @dataclass
@@ -53,11 +54,19 @@ class BatchingRun:
             (ws.root / "out").mkdir(parents=True, exist_ok=True)
             for _ in range(len(self.todo) * drv.tries + 1):
                 proc = ws.start(ws.request(drv.transform, base_env, self.log_path))
+                polls = 0
                 while proc.poll() is None and not server.finished.is_set():
                     if drv.spec.job_timeout is not None and \
                             time.monotonic() - drv.started > drv.spec.job_timeout:
                         stop(proc)
                         raise JobError(f"jobTimeout {drv.spec.raw['jobTimeout']} exceeded")
+                    polls += 1
+                    if polls % STOP_CHECK_POLLS == 0:
+                        try:
+                            drv.check_stopped()
+                        except JobError:
+                            stop(proc)
+                            raise
                     time.sleep(POLL_S)
                 if server.finished.is_set():
                     stop(proc)
@@ -97,6 +106,8 @@ class BatchingRun:
         if at.attempt < drv.tries:
             at.log += f"(try failed: {error})\n"
             return True
+        if drv.transform.err_cmd and drv.recover(d, error, at.log, at.started):
+            return False  # errCmd made it a recovered datum, as pachd counts it
         drv.fail_datum(d, error, at.log, at.attempt, at.started)
         return False
 

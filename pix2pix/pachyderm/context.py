@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 from pix2pix.errors import UsageError
 from pix2pix.pachyderm.blobs import BlobStore, store_error
-from pix2pix.pachyderm.info import JobInfo
+from pix2pix.pachyderm.info import CommitInfo, JobInfo
 from pix2pix.pachyderm.locks import StateLock
 from pix2pix.pachyderm.store import Store
 
@@ -64,6 +64,11 @@ class Context:
         self.store = Store(self.state_dir / "engine.db")
         self.jobs_dir = self.state_dir / "jobs"
         self.lock = StateLock(self.state_dir / "run.lock")
+        # PFS -> PPS hooks, as pachd's transaction context has them: called inside the write
+        # transaction with the AUTO commits a propagation opened (PPS creates their jobs) and
+        # the commits a drop or squash removed (PPS removes their jobs).
+        self.on_commits: Optional[Callable[[list[CommitInfo]], None]] = None
+        self.on_commits_removed: Optional[Callable[[list[CommitInfo]], None]] = None
 
     def runs_now(self, run: Optional[bool]) -> bool:
         """Whether a call that queued jobs runs them before it returns (``run`` overrides)."""

@@ -99,7 +99,7 @@ def compute(inp: Input, commits: dict[tuple[str, str], InputCommit], *, salt: st
 
 def _combos(inp: Input, commits: dict[tuple[str, str], InputCommit]) -> list[list[Match]]:
     if inp.pfs is not None:
-        return [[m] for m in pfs_matches(inp.pfs, commits[(inp.pfs.repo, inp.pfs.branch)])]
+        return [[m] for m in pfs_matches(inp.pfs, commits[(inp.pfs.qrepo, inp.pfs.branch)])]
     if inp.kind == "cross":
         parts = [_combos(c, commits) for c in inp.children]
         return [[m for part in combo for m in part] for combo in itertools.product(*parts)]
@@ -120,7 +120,7 @@ def _keyed(children: tuple[Input, ...], commits, what: str) -> list[tuple[PfsInp
         if child.pfs is None:
             raise SpecError(f"input.{what}: only pfs inputs can be {what}ed on the embedded engine")
         pfs = child.pfs
-        matches = pfs_matches(pfs, commits[(pfs.repo, pfs.branch)])
+        matches = pfs_matches(pfs, commits[(pfs.qrepo, pfs.branch)])
         for m in matches:
             if m.key:
                 m.key_env = f"PACH_DATUM_{m.name}_{env}"

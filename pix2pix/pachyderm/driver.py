@@ -25,7 +25,7 @@ from pix2pix.errors import JobError
 from pix2pix.pachyderm import datums as dm
 from pix2pix.pachyderm.blobs import BlobStore
 from pix2pix.pachyderm.executors import make_executor, stop, wait
-from pix2pix.pachyderm.info import DatumState
+from pix2pix.pachyderm.info import DatumState, JobState
 from pix2pix.pachyderm.spec import PipelineSpec
 from pix2pix.pachyderm.store import DatumRecord, Store
 from pix2pix.pachyderm.workspace import Workspace
@@ -142,7 +142,14 @@ class Driver:
         self.ws.prepare(d, env, self.spec.input.names)
         return env
 
+    def check_stopped(self) -> None:
+        """Raises JobError once the job was stopped (StopJob) from elsewhere."""
+        job = self.store.get_job(self.name, self.id)
+        if job is None or (job.state == JobState.KILLED and not self.store.job_queued(self.name, self.id)):
+            raise JobError("the job was stopped")
+
     def run_one(self, d: dm.Datum) -> None:
+        self.check_stopped()
         log_text, reason, started = "", "", time.time()
         accept = {0, *self.transform.accept_return_code}
         for attempt in range(1, self.tries + 1):

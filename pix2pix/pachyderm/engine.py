@@ -13,14 +13,15 @@ Typical use::
     eng.get_file("edges", "master", "/a.png")
     eng.provenance("edges", "master", "/a.png")
 
-A finished commit on a branch that pipelines read runs them at once, transitively down the DAG,
-in the same call (``defer=True`` or ``PIX2PIX_DEFER=1`` queues them for :meth:`run_pending`).
-The AUTO commits and jobs caused by one commit share its ID (a commit set, as in Pachyderm 2.x).
+A commit on a branch that pipelines read opens their output commits and jobs at once (one
+commit set, as in Pachyderm 2.x: they share its ID); once it is finished the jobs run,
+transitively down the DAG, in the same call (``defer=True`` or ``PIX2PIX_DEFER=1`` leaves them
+queued for :meth:`run_pending`).
 
 The operations are the functions of the modules below, bound here as methods (the facade holds
 no state of its own beyond :class:`~pix2pix.pachyderm.context.Context`)::
 
-    repos.py branches.py commits.py files.py     PFS: repos, branches, commits, files
+    projects.py repos.py branches.py commits.py files.py   PFS
     pipelines.py                                 PPS: the pipeline registry
     jobs.py  (driver.py, batching.py, workspace.py, datums.py, executors.py)   running jobs
     queries.py provenance.py                     reading jobs, datums, logs; provenance
@@ -28,16 +29,21 @@ no state of its own beyond :class:`~pix2pix.pachyderm.context.Context`)::
 from __future__ import annotations
 
 import contextlib
+import functools
+import time
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
-from pix2pix.pachyderm import (branches, commits, files, jobs, pipelines, provenance, queries,
-                               repos)
+from pix2pix.errors import StoreBusyError
+from pix2pix.pachyderm import (branches, commits, dag, files, jobs, pipelines, projects,
+                               provenance, queries, repos, services)
 from pix2pix.pachyderm.context import Context, default_state_dir
 from pix2pix.pachyderm.info import (
     BranchInfo, CommitInfo, DatumInfo, FileInfo, JobInfo, LogLine, PipelineInfo, Provenance,
     ProvenanceNode, RepoInfo,
 )
+
+WAIT_POLL_S = 0.2  # how often wait_commit looks at a commit another process holds open
 
 __all__ = [
     "Engine", "OpenCommit", "default_state_dir",
@@ -64,30 +70,57 @@ class OpenCommit:
 
 
 class Engine(Context):
-    """One state folder's repos, commits, pipelines and jobs (see :class:`Context` for the
-    arguments). Opening it forgets what killed processes left behind: their open commits
-    (staged files were never visible) and their running jobs (marked killed; their trigger
-    stays queued), and temporary blobs."""
+    """One state folder's projects, repos, commits, pipelines and jobs (see :class:`Context`
+    for the arguments). Opening it forgets what killed processes left behind: their open
+    commits (staged files were never finished) and their running jobs (marked killed, still
+    queued), and temporary blobs."""
 
     def __init__(self, state_dir: Path | str | None = None, *, executor: Optional[str] = None,
                  defer: Optional[bool] = None,
                  on_job: Optional[Callable[[JobInfo], None]] = None) -> None:
         super().__init__(state_dir, executor=executor, defer=defer, on_job=on_job)
+        self.on_commits = functools.partial(jobs.create_jobs, self)
+        self.on_commits_removed = functools.partial(jobs.remove_jobs, self)
         commits.forget_dead_commits(self)
         jobs.forget_dead_jobs(self)
         self.blobs.clean_tmp()
 
-    # -- repos and branches --------------------------------------------------------------------
+    def _ran(self, run: Optional[bool]) -> None:
+        """Run the queued jobs now, unless deferred (``run=False`` or the engine's ``defer``)."""
+        if self.runs_now(run):
+            self.run_pending()
+
+    # -- projects, repos and branches ----------------------------------------------------------
+    create_project = projects.create_project
+    inspect_project = projects.inspect_project
+    list_projects = projects.list_projects
     create_repo = repos.create_repo
     inspect_repo = repos.inspect_repo
     list_repos = repos.list_repos
     delete_repo = repos.delete_repo
     list_branches = branches.list_branches
-    create_branch = branches.create_branch
+    inspect_branch = branches.inspect_branch
+    delete_branch = branches.delete_branch
+
+    def create_branch(self, repo: str, branch: str, head: Optional[str] = None, *,
+                      provenance: Iterable[str] = (), trigger: Optional[dict] = None,
+                      new_commit: bool = False, run: Optional[bool] = None) -> BranchInfo:
+        """Create or move a branch (see :func:`branches.create_branch`); what reads it runs."""
+        info = branches.create_branch(self, repo, branch, head, provenance=provenance,
+                                      trigger=trigger, new_commit=new_commit)
+        self._ran(run)
+        return info
+
+    def delete_project(self, name: str, force: bool = False) -> None:
+        """Delete a project; with ``force``, its pipelines (downstream first) and repos too."""
+        if force:
+            names = {p.name: p.parsed.input_repos for p in self.list_pipelines(project=name)}
+            for pipeline in reversed(dag.ordered(names)):
+                self.delete_pipeline(pipeline, force=True)
+        projects.delete_project(self, name, force=force)
 
     # -- commits -------------------------------------------------------------------------------
     start_commit = commits.start_commit
-    drop_commit = commits.drop_commit
     list_open_commits = commits.list_open_commits
     commit_children = commits.commit_children
     resolve = commits.resolve
@@ -95,21 +128,23 @@ class Engine(Context):
     list_commits = commits.list_commits
     inspect_commit_set = commits.inspect_commit_set
     list_commit_sets = commits.list_commit_sets
+    drop_commit = commits.drop_commit
+    drop_commit_set = commits.drop_commit_set
+    squash_commit_set = commits.squash_commit_set
 
     def finish_commit(self, repo: str, commit_id: str, *, run: Optional[bool] = None,
-                      description: Optional[str] = None) -> CommitInfo:
-        """Make an open commit visible (see :func:`commits.finish_commit`), then run the
-        downstream pipelines unless deferred (``run=False`` or the engine's ``defer``)."""
-        info = commits.finish_commit(self, repo, commit_id, description=description)
-        if self.runs_now(run):
-            self.run_pending()
+                      description: Optional[str] = None, error: str = "") -> CommitInfo:
+        """Finish an open commit (see :func:`commits.finish_commit`), then run the jobs it
+        lets run, unless deferred (``run=False`` or the engine's ``defer``)."""
+        info = commits.finish_commit(self, repo, commit_id, description=description, error=error)
+        self._ran(run)
         return info
 
     @contextlib.contextmanager
     def commit(self, repo: str, branch: str = "master", description: str = "", *,
                run: Optional[bool] = None) -> Iterator[OpenCommit]:
         """``with engine.commit("images") as c: c.put_file(...)``: finished on success (see
-        :meth:`finish_commit`), dropped on any exception, so nothing partial is ever visible."""
+        :meth:`finish_commit`), dropped on any exception (with its commit set)."""
         oc = OpenCommit(self, repo, self.start_commit(repo, branch, description=description))
         try:
             yield oc
@@ -118,16 +153,31 @@ class Engine(Context):
             raise
         oc.info = self.finish_commit(repo, oc.id, run=run)
 
-    def wait_commit(self, repo: str, ref: Optional[str] = None) -> CommitInfo:
-        """Return once the commit and the downstream commits of its commit set are finished
-        (here: once pending jobs have run; jobs run in-process, so there is nothing else to
-        wait for)."""
+    def modify(self, repo: str, ref: str, ops: list[files.FileOp], *, description: str = "",
+               run: Optional[bool] = None) -> tuple[CommitInfo, bool]:
+        """pachctl's put/delete file (see :func:`files.modify`), then the jobs that can run."""
+        info, finished = files.modify(self, repo, ref, ops, description=description)
+        if finished:
+            self._ran(run)
+        return self.inspect_commit(repo, info.id), finished
+
+    def wait_commit(self, repo: str, ref: Optional[str] = None, *,
+                    timeout_s: Optional[float] = None) -> CommitInfo:
+        """Return once the commit is finished and the jobs it caused have run (queued jobs run
+        here; an open commit another process holds is waited for)."""
         cid = self.resolve(repo, ref)
-        self.run_pending()
-        return self.inspect_commit(repo, cid)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self.run_pending()
+            info = self.inspect_commit(repo, cid)
+            if info.finished is not None:
+                return info
+            if deadline is not None and time.monotonic() > deadline:
+                raise StoreBusyError(f"commit {repo}@{cid} is still open after {timeout_s:g} s")
+            time.sleep(WAIT_POLL_S)
 
     def wait_commit_set(self, commit_set_id: str) -> list[CommitInfo]:
-        """Run whatever is pending, then return the commit set (every job it caused is over)."""
+        """Run whatever is queued, then return the commit set."""
         self.run_pending()
         return self.inspect_commit_set(commit_set_id)
 
@@ -135,6 +185,8 @@ class Engine(Context):
     put_file = files.put_file
     put_local = files.put_local
     delete_file = files.delete_file
+    copy_file = files.copy_file
+    diff_file = files.diff_file
     inspect_file = files.inspect_file
     list_files = files.list_files
     walk_files = files.walk_files
@@ -146,12 +198,12 @@ class Engine(Context):
     # -- pipelines -----------------------------------------------------------------------------
     inspect_pipeline = pipelines.inspect_pipeline
     list_pipelines = pipelines.list_pipelines
-    delete_pipeline = pipelines.delete_pipeline
+    pipeline_history = pipelines.pipeline_history
 
     def create_pipeline(self, spec: dict, update: bool = False, reprocess: bool = False, *,
                         source: str = "<spec>", run: Optional[bool] = None) -> PipelineInfo:
         """Validate a spec (Pachyderm's JSON schema v2.11.6 plus semantic checks), store it as a
-        new version and run it on the data already in its inputs (unless deferred).
+        new version and run its first job on the data already in its inputs (unless deferred).
 
         ``update`` replaces an existing pipeline: datums already processed are skipped unless
         ``reprocess`` (as ``pachctl update pipeline --reprocess``).
@@ -168,12 +220,41 @@ class Engine(Context):
         """Create several pipelines at once (a multi-document file): the specs may name each
         other's output repos in any order. All are validated before any is stored."""
         infos = pipelines.create_pipelines(self, specs, update=update, reprocess=reprocess)
-        if self.runs_now(run):
-            self.run_pending()
+        for info in infos:
+            if services.is_long_running(info) and info.state == "running":
+                services.stop_supervisor(self, info.name)  # an update restarts its code
+                services.ensure_running(self, info.name)
+        self._ran(run)
         return [self.inspect_pipeline(i.name) for i in infos]
+
+    def delete_pipeline(self, name: str, keep_repo: bool = False, force: bool = False) -> None:
+        """Delete a pipeline, its jobs and (unless ``keep_repo``) its output repo; a spout's or
+        service's code is stopped first."""
+        pipelines.inspect_pipeline(self, name)
+        services.stop_supervisor(self, name)
+        pipelines.delete_pipeline(self, name, keep_repo=keep_repo, force=force)
+
+    def stop_pipeline(self, name: str) -> PipelineInfo:
+        """Stop a pipeline: its jobs wait (created) until it is started again; a spout's or
+        service's code stops."""
+        info = pipelines.set_pipeline_running(self, name, False)
+        services.stop_supervisor(self, name)
+        return info
+
+    def start_pipeline(self, name: str, *, run: Optional[bool] = None) -> PipelineInfo:
+        """Start a stopped pipeline; its waiting jobs run (unless deferred), a spout's or
+        service's code starts."""
+        info = pipelines.set_pipeline_running(self, name, True)
+        if services.is_long_running(info):
+            services.ensure_running(self, name)
+        self._ran(run)
+        return self.inspect_pipeline(info.name)
 
     # -- jobs, datums, logs, provenance --------------------------------------------------------
     run_pending = jobs.run_pending
+    stop_job = jobs.stop_job
+    delete_job = jobs.delete_job
+    restart_datum = jobs.restart_datum
     list_jobs = queries.list_jobs
     inspect_job = queries.inspect_job
     list_datums = queries.list_datums
@@ -183,6 +264,7 @@ class Engine(Context):
     provenance = provenance.trace
 
     def list_pending(self) -> list[dict]:
-        """Queued triggers: ``{"kind", "repo", "branch", "commit_id", "pipeline"}``."""
+        """Queued jobs: ``{"kind": "job", "pipeline", "commit_id"}`` (``repo`` and ``branch``
+        are None)."""
         return [{"kind": t.kind, "repo": t.repo, "branch": t.branch, "commit_id": t.commit_id,
                  "pipeline": t.pipeline} for t in self.store.list_pending()]

@@ -27,13 +27,16 @@ class _State(str, enum.Enum):
 
 
 class JobState(_State):
-    """pps.JobState: a job is created, runs, and ends in success, failure or killed."""
+    """pps.JobState: a job is created with its output commit, runs once its input commits are
+    finished, and ends in success, failure, killed, or unrunnable (an input commit finished with
+    an error, e.g. because the upstream job failed)."""
 
     CREATED = "created"
     RUNNING = "running"
     SUCCESS = "success"
     FAILURE = "failure"
     KILLED = "killed"
+    UNRUNNABLE = "unrunnable"
 
     @property
     def pachd(self) -> str:
@@ -42,7 +45,7 @@ class JobState(_State):
 
     @property
     def done(self) -> bool:
-        return self in (JobState.SUCCESS, JobState.FAILURE, JobState.KILLED)
+        return self not in (JobState.CREATED, JobState.RUNNING)
 
 
 class DatumState(_State):
@@ -61,8 +64,18 @@ class DatumState(_State):
 
 
 @dataclass
+class ProjectInfo:
+    """A project: a namespace of repos and pipelines (``default`` always exists)."""
+
+    name: str
+    description: str
+    created: float
+
+
+@dataclass
 class RepoInfo:
-    """A repo. ``type`` is ``user`` (you put files in it) or ``pipeline`` (a pipeline's output)."""
+    """A repo. ``type`` is ``user`` (you put files in it) or ``pipeline`` (a pipeline's output).
+    ``name`` is qualified: ``images``, or ``proj/images`` outside the default project."""
 
     name: str
     description: str
@@ -70,15 +83,22 @@ class RepoInfo:
     size: int  # bytes in the head of master (0 when there is none)
     branches: list[str] = field(default_factory=list)
     type: Literal["user", "pipeline"] = "user"
+    project: str = "default"
 
 
 @dataclass
 class BranchInfo:
-    """A branch: a movable name for a commit (its head), ``None`` before the first commit."""
+    """A branch: a movable name for a commit (its head). ``provenance`` lists the branches it
+    is computed from, as ``repo@branch``; a commit on any of them starts one on this branch.
+    ``trigger`` (pachd's branch trigger) moves this branch to the head of another when a
+    condition holds."""
 
     repo: str
     name: str
     head: Optional[str]
+    provenance: list[str] = field(default_factory=list)
+    created: Optional[float] = None
+    trigger: Optional[dict] = None
 
 
 @dataclass
@@ -105,6 +125,7 @@ class CommitInfo:
     size: int
     description: str = ""
     provenance: list[Provenance] = field(default_factory=list)
+    error: str = ""  # set when the commit finished with an error (e.g. its job failed)
 
 
 @dataclass
@@ -133,6 +154,7 @@ class PipelineInfo:
     last_job_state: Optional[str] = None
     description: str = ""
     salt: str = ""
+    project: str = "default"
 
     @functools.cached_property
     def parsed(self) -> PipelineSpec:
@@ -142,7 +164,9 @@ class PipelineInfo:
 
 @dataclass
 class JobInfo:
-    """One run of a pipeline over the inputs of one commit set (``id`` is that commit set's ID)."""
+    """One run of a pipeline over the inputs of one commit set (``id`` is that commit set's ID).
+    The job is created with its output commit (``output_commit``, same ID), which it finishes:
+    with the datums' outputs on success, with the failure reason as its error otherwise."""
 
     id: str
     pipeline: str
@@ -159,6 +183,8 @@ class JobInfo:
     spec_version: int = 1
     inputs: list[Provenance] = field(default_factory=list)
     recovered: int = 0  # datums that failed but whose errCmd succeeded
+    created: Optional[float] = None
+    salt: str = ""  # the pipeline's salt when the job was created (part of every datum hash)
 
 
 @dataclass

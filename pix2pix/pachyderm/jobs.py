@@ -1,31 +1,33 @@
-"""What happens after a commit lands (pachd's PPS master and job lifecycle)::
+"""Jobs (pachd's PPS master and job lifecycle). A job is created with its output commit, when a
+commit propagates to a pipeline's output branch (jobs.create_jobs is PFS's hook); it runs once
+its input commits (the output commit's provenance) are finished::
 
-    finish_commit(images) ──queues──> pending ──run_pending──> propagate(commit set X)
-        for each pipeline in DAG order whose input branch changed in X:
-            job X = datums(inputs at X, or the branch heads) ─┬─ unchanged hash: skip, carry output
-                                                              └─ else run (datumTries), collect /pfs/out
-            success: output commit <pipeline>@X (AUTO) ─> its readers run next, same X
-            failure: no output commit; downstream does not run
+    created ──inputs finished──> running ──> success: output commit finished with the outputs
+       │                                 └─> failure: output commit finished with the reason
+       └──an input commit has an error──> unrunnable: output commit finished with the reason
 
 A datum is skipped when the last successful job (or a later failed one) had a datum with the
 same id and hash (input names, paths, contents and the pipeline's salt), unless
-``reprocessSpec: every_job``. ``update pipeline --reprocess`` changes the salt.
+``reprocessSpec: every_job``. ``update pipeline --reprocess`` changes the salt. Jobs of one
+pipeline run in the order they were created; a killed run (Ctrl-C, SIGKILL) stays queued and
+runs again.
 """
 from __future__ import annotations
 
-import itertools
 import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
-from pix2pix.errors import JobError, Pix2PixError
-from pix2pix.pachyderm import dag, procs
+from pix2pix.errors import JobError, NotFoundError, Pix2PixError
+from pix2pix.pachyderm import procs
 from pix2pix.pachyderm.batching import BatchingRun
+from pix2pix.pachyderm.commits import open_tree, propagate
 from pix2pix.pachyderm.context import Context, new_id
 from pix2pix.pachyderm.datums import InputCommit
 from pix2pix.pachyderm.driver import Driver
-from pix2pix.pachyderm.info import DatumState, JobInfo, JobState, PipelineInfo, Provenance
+from pix2pix.pachyderm.info import CommitInfo, DatumState, JobInfo, JobState
+from pix2pix.pachyderm.queries import inspect_job
 from pix2pix.pachyderm.spec import PipelineSpec
 from pix2pix.pachyderm.store import Owner
 
@@ -33,124 +35,151 @@ KILLED_REASON = "the process running this job was killed; `pix2pix run` runs it 
 
 
 def job_dir(ctx: Context, pipeline: str, job_id: str) -> Path:
-    return ctx.jobs_dir / f"{pipeline}-{job_id}"
+    return ctx.jobs_dir / f"{pipeline.replace('/', '.')}-{job_id}"
 
 
+# -- PFS's hooks -----------------------------------------------------------------------------------
+def create_jobs(ctx: Context, commits: list[CommitInfo]) -> None:
+    """A job for each new output commit of a pipeline (on its output branch), queued to run."""
+    for c in commits:
+        p = ctx.store.get_pipeline(c.repo)
+        if p is not None and c.branch == p.parsed.output_branch and not p.parsed.long_running:
+            ctx.store.create_job(pipeline=p.name, job_id=c.id, version=p.version, salt=p.salt,
+                                 inputs=c.provenance)
+
+
+def remove_jobs(ctx: Context, commits: list[CommitInfo]) -> None:
+    """The jobs of output commits that a drop or squash removed."""
+    for c in commits:
+        if ctx.store.get_job(c.repo, c.id) is not None:
+            ctx.store.delete_job(c.repo, c.id)
+
+
+# -- running ---------------------------------------------------------------------------------------
 def run_pending(ctx: Context) -> list[JobInfo]:
-    """Run every queued trigger (commits made with deferral, pipelines just created, jobs a
-    killed process left), transitively down the DAG. Returns the jobs that ran."""
+    """Run every queued job whose inputs are finished, in the order they were created, until
+    none is left that can run (jobs of a stopped pipeline, or waiting for an open commit, stay
+    queued). Returns the jobs that ended."""
     ran: list[JobInfo] = []
     with ctx.lock.hold() as outermost:
         if not outermost:
             return ran  # called from inside a run (a callback): the outer loop drains the queue
+        adopt_legacy_triggers(ctx)
         while True:
-            pending = ctx.store.list_pending()
-            if not pending:
+            job = _next_runnable(ctx)
+            if job is None:
                 return ran
-            first = pending[0]
-            if first.kind == "pipeline":
-                # Pipelines created together run in one commit set.
-                batch = list(itertools.takewhile(lambda t: t.kind == "pipeline", pending))
-                ran += propagate(ctx, new_id(), changed=set(), force={t.pipeline for t in batch})
-            else:
-                batch = [first]
-                ran += propagate(ctx, first.commit_id, changed={(first.repo, first.branch)},
-                                 force=set())
-            ctx.store.dequeue(batch)
+            ended = _run(ctx, job)
+            ran.append(ended)
+            if ctx.on_job:
+                ctx.on_job(ended)
 
 
-def propagate(ctx: Context, commit_set: str, *, changed: set[tuple[str, str]],
-              force: set[str]) -> list[JobInfo]:
-    """Run, in DAG order, every pipeline whose input branch changed in this commit set
-    (and the ``force``d ones); each success changes its output branch in turn."""
-    pipelines = {p.name: p for p in ctx.store.list_pipelines()}
-    order = dag.ordered({n: p.parsed.input_repos for n, p in pipelines.items()})
-    changed = set(changed)
-    ran: list[JobInfo] = []
-    for name in order:
-        p = pipelines[name]
-        if p.state != "running":
+def _next_runnable(ctx: Context) -> Optional[JobInfo]:
+    """The first queued job that can run or be marked unrunnable now (None if there is none).
+    A pipeline's jobs go in order: one waiting keeps the later ones waiting."""
+    store = ctx.store
+    blocked: set[str] = set()
+    for t in store.list_pending():
+        if t.kind != "job":
             continue
-        if name not in force and not (set(p.parsed.input_branches) & changed):
+        job = store.get_job(t.pipeline, t.commit_id)
+        p = store.get_pipeline(t.pipeline)
+        if job is None or p is None:
+            store.dequeue([t])
             continue
-        done = ctx.store.get_job(name, commit_set)
-        job = done if done and done.state == JobState.SUCCESS else run_job(ctx, p, commit_set)
-        if job is None:
+        if p.state != "running" or t.pipeline in blocked:
+            blocked.add(t.pipeline)
             continue
-        ran.append(job)
-        if ctx.on_job:
-            ctx.on_job(job)
-        if job.state == JobState.SUCCESS:
-            changed.add((name, p.parsed.output_branch))
-    return ran
+        inputs = [store.get_commit(i.repo, i.commit) for i in job.inputs]
+        if any(c is not None and c.finished is None for c in inputs):
+            blocked.add(t.pipeline)
+            continue
+        return job
+    return None
+
+
+def _run(ctx: Context, job: JobInfo) -> JobInfo:
+    store = ctx.store
+    failed = sorted({i.repo for i in job.inputs
+                     if (c := store.get_commit(i.repo, i.commit)) is None or c.error})
+    if failed:
+        reason = f"unrunnable because the following upstream pipelines failed: {', '.join(failed)}"
+        _end(ctx, job.pipeline, job.id, JobState.UNRUNNABLE, reason)
+    else:
+        run_job(ctx, job)
+    return store.get_job(job.pipeline, job.id)
 
 
 def input_commits(ctx: Context, spec: PipelineSpec,
-                  commit_set: str) -> dict[tuple[str, str], InputCommit]:
-    """What each input branch reads in this job: its commit of the commit set, the commit
-    ``pfs.commit`` pins, or else the branch head (None while the branch is empty)."""
+                  job: JobInfo) -> dict[tuple[str, str], InputCommit]:
+    """What each input branch reads in this job: the commit ``pfs.commit`` pins, else the
+    commit the output commit was computed from, else the branch head (None while empty)."""
+    prov = {(p.repo, p.branch): p.commit for p in job.inputs}
     out: dict[tuple[str, str], InputCommit] = {}
     for pfs in spec.pfs_inputs:
-        key = (pfs.repo, pfs.branch)
+        key = (pfs.qrepo, pfs.branch)
         if key in out:
             continue
-        wanted = pfs.commit or commit_set
-        if ctx.store.commit_on_branch(pfs.repo, wanted, pfs.branch):
-            commit: Optional[str] = wanted
-        elif pfs.commit:
-            raise JobError(f"input {pfs.name}: commit {pfs.repo}@{pfs.commit} (pfs.commit) not "
-                           f"found on branch {pfs.branch}")
+        if pfs.commit:
+            if not ctx.store.commit_exists(pfs.qrepo, pfs.commit):
+                raise JobError(f"input {pfs.name}: commit {pfs.qrepo}@{pfs.commit} (pfs.commit) "
+                               f"not found on branch {pfs.branch}")
+            commit: Optional[str] = pfs.commit
+        elif key in prov:
+            commit = prov[key]
         else:
             branch = ctx.store.get_branch(*key)
             commit = branch.head if branch else None
-        out[key] = InputCommit(repo=pfs.repo, branch=pfs.branch, commit=commit,
-                               tree=ctx.store.tree(pfs.repo, commit))
+        out[key] = InputCommit(repo=pfs.qrepo, branch=pfs.branch, commit=commit,
+                               tree=ctx.store.tree(pfs.qrepo, commit))
     return out
 
 
-def run_job(ctx: Context, p: PipelineInfo, commit_set: str) -> Optional[JobInfo]:
-    """Run pipeline ``p`` for commit set ``commit_set``; None when its inputs have no
-    commits at all yet (nothing to run on)."""
+def run_job(ctx: Context, job: JobInfo) -> None:
+    """Run one job and finish its output commit (Ctrl-C leaves it open and the job queued)."""
+    store = ctx.store
+    p = store.pipeline_version(job.pipeline, job.spec_version) or store.get_pipeline(job.pipeline)
     spec = p.parsed
-    commits = input_commits(ctx, spec, commit_set)
-    if all(ic.commit is None for ic in commits.values()):
-        return None
-    inputs = [Provenance(repo=r, branch=b, commit=ic.commit)
-              for (r, b), ic in commits.items() if ic.commit is not None]
-    ctx.store.start_job(pipeline=p.name, job_id=commit_set, version=p.version, salt=p.salt,
-                        inputs=inputs, owner=Owner(*procs.me()))
-    driver = Driver(ctx.store, ctx.blobs, executor=ctx.executor,
-                    job_dir=job_dir(ctx, p.name, commit_set), pipeline=p.name, job_id=commit_set,
-                    spec=spec, version=p.version, salt=p.salt, commits=commits)
+    store.start_job(job.pipeline, job.id, owner=Owner(*procs.me()))
+    driver = Driver(store, ctx.blobs, executor=ctx.executor,
+                    job_dir=job_dir(ctx, job.pipeline, job.id), pipeline=job.pipeline,
+                    job_id=job.id, spec=spec, version=job.spec_version, salt=job.salt,
+                    commits={})
     try:
+        driver.commits = input_commits(ctx, spec, job)
         todo = driver.plan()
+        store.add_job_log(job.pipeline, job.id, None,
+                          f"job {job.id} started: {sum(driver.counts.values()) + len(todo)} "
+                          f"datum(s), {len(todo)} to process")
         if todo and spec.transform.datum_batching:
             BatchingRun(driver, todo).run()
         elif todo:
             driver.run_each(todo)
         driver.check_failures()
-        _publish(ctx, driver, inputs)
+        _publish(ctx, driver)
     except Pix2PixError as e:  # a datum failed, no container tool, disk full...
-        _fail(ctx, driver, str(e))
+        _end(ctx, driver.name, driver.id, JobState.FAILURE, str(e), driver=driver)
     except BaseException as e:
         if isinstance(e, Exception):
-            _fail(ctx, driver, f"engine error: {e}")
-        else:  # Ctrl-C: record it, then let it stop the command
-            _fail(ctx, driver, "interrupted", state=JobState.KILLED)
+            _end(ctx, driver.name, driver.id, JobState.FAILURE, f"engine error: {e}", driver=driver)
+        else:  # Ctrl-C: record it, keep it queued, then let it stop the command
+            _record_killed(ctx, driver.name, driver.id, "interrupted", driver=driver)
             raise
     finally:
         driver.cleanup()
-    return ctx.store.get_job(p.name, commit_set)
 
 
-def _counts(driver: Driver) -> dict[str, int]:
+def _counts(driver: Optional[Driver]) -> dict[str, int]:
+    if driver is None:
+        return {}
     return {"processed": driver.counts[DatumState.SUCCESS],
             "skipped": driver.counts[DatumState.SKIPPED],
             "failed": driver.counts[DatumState.FAILED]}
 
 
-def _publish(ctx: Context, driver: Driver, inputs: list[Provenance]) -> None:
-    """Merge every datum's output into the output commit (same ID as the job)."""
+def _publish(ctx: Context, driver: Driver) -> None:
+    """Merge every datum's output into the output commit (same ID as the job) and finish it."""
     owner: dict[str, str] = {}
     tree: dict[str, tuple[str, int]] = {}
     for did, outs in driver.outputs.items():
@@ -161,37 +190,111 @@ def _publish(ctx: Context, driver: Driver, inputs: list[Provenance]) -> None:
                                "per-datum name such as the input file's name)")
             owner[path] = did
             tree[path] = (digest, size)
-    name, branch, store = driver.name, driver.spec.output_branch, ctx.store
-    with store.tx():
-        head = store.get_branch(name, branch)
-        store.write_commit(repo=name, commit_id=driver.id, branch=branch,
-                           parent=head.head if head else None, origin="AUTO", started=time.time(),
-                           description=f"job {driver.id} of pipeline {name}", tree=tree,
-                           provenance=[(p.repo, p.branch, p.commit) for p in inputs])
-        store.update_job(name, driver.id, state=JobState.SUCCESS, finished=time.time(),
-                         output_commit=driver.id, **_counts(driver))
-
-
-def _fail(ctx: Context, driver: Driver, reason: str, state: JobState = JobState.FAILURE) -> None:
-    failed_datum = driver.failed[0][0] if driver.failed else None
     with ctx.store.tx():
-        ctx.store.update_job(driver.name, driver.id, state=state, finished=time.time(),
-                             reason=reason, failed_datum=failed_datum, **_counts(driver))
-        ctx.store.add_job_log(driver.name, driver.id, failed_datum, f"job failed: {reason}")
+        if stopped(ctx, driver.name, driver.id):
+            return  # stopped while it ran: its output commit is finished already
+        ctx.store.finish_commit(driver.name, driver.id, tree=tree)
+        ctx.store.update_job(driver.name, driver.id, state=JobState.SUCCESS, finished=time.time(),
+                             output_commit=driver.id, **_counts(driver))
+        counts = _counts(driver)
+        ctx.store.add_job_log(driver.name, driver.id, None,
+                              f"job {driver.id} success: {counts['processed']} processed, "
+                              f"{counts['skipped']} skipped, {len(tree)} output file(s)")
+        ctx.store.dequeue_job(driver.name, driver.id)
+
+
+def _end(ctx: Context, pipeline: str, job_id: str, state: JobState, reason: str, *,
+         driver: Optional[Driver] = None) -> None:
+    """End a job that did not succeed: its output commit is finished with the reason as its
+    error and keeps its parent's files (nothing is published), so what reads it is unrunnable."""
+    failed_datum = driver.failed[0][0] if driver and driver.failed else None
+    store = ctx.store
+    with store.tx():
+        if state != JobState.KILLED and stopped(ctx, pipeline, job_id):
+            return  # stopped while it ran: ended already
+        out = store.get_commit(pipeline, job_id)
+        if out is not None and out.finished is None:
+            store.finish_commit(pipeline, job_id, tree=open_tree(ctx, pipeline, out.parent),
+                                error=reason)
+        store.update_job(pipeline, job_id, state=state, finished=time.time(), reason=reason,
+                         failed_datum=failed_datum, **_counts(driver))
+        store.add_job_log(pipeline, job_id, failed_datum, f"job {state}: {reason}")
+        store.dequeue_job(pipeline, job_id)
+
+
+def _record_killed(ctx: Context, pipeline: str, job_id: str, reason: str, *,
+                   driver: Optional[Driver] = None) -> None:
+    """A run that was cut short: killed, but still queued (its output commit stays open)."""
+    with ctx.store.tx():
+        ctx.store.update_job(pipeline, job_id, state=JobState.KILLED, finished=time.time(),
+                             reason=reason, **_counts(driver))
+        ctx.store.add_job_log(pipeline, job_id, None, f"job killed: {reason}")
 
 
 def forget_dead_jobs(ctx: Context) -> None:
-    """Mark the jobs of killed processes as killed (their trigger stays queued, so `pix2pix
-    run` runs them again), stop the code they left running and remove their scratch folders."""
+    """Mark the running jobs of killed processes as killed (they stay queued, so `pix2pix run`
+    runs them again), stop the code they left running and remove their scratch folders."""
     dead = [(p, j) for p, j, owner in ctx.store.live_job_owners()
             if not procs.process_alive(owner.pid, owner.start)]
-    if not dead:
-        return
-    with ctx.store.tx():
-        for pipeline, job_id in dead:
-            ctx.store.update_job(pipeline, job_id, state=JobState.KILLED, finished=time.time(),
-                                 reason=KILLED_REASON)
     for pipeline, job_id in dead:
+        _record_killed(ctx, pipeline, job_id, KILLED_REASON)
         folder = job_dir(ctx, pipeline, job_id)
         procs.stop_orphans(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def adopt_legacy_triggers(ctx: Context) -> None:
+    """Turn the triggers a schema 2 folder queued (a commit to run its readers on, or pipelines
+    just created) into what they stand for now: output commits and their jobs."""
+    store = ctx.store
+    legacy = [t for t in store.list_pending() if t.kind != "job"]
+    if not legacy:
+        return
+    with store.tx():
+        for t in legacy:
+            if t.kind == "commit" and store.commit_exists(t.repo, t.commit_id):
+                propagate(ctx, [(t.repo, t.branch)], t.commit_id)
+            elif t.kind == "pipeline" and (p := store.get_pipeline(t.pipeline)) is not None:
+                propagate(ctx, [(p.name, p.parsed.output_branch)], new_id(), include_start=True)
+        store.dequeue(legacy)
+
+
+# -- control ---------------------------------------------------------------------------------------
+def stop_job(ctx: Context, pipeline: str, job_id: str, reason: str = "") -> JobInfo:
+    """Kill a job for good (pachd's StopJob): its output commit is finished with the reason,
+    so the jobs reading it are unrunnable. A job that already ended is left as it is."""
+    job = _job(ctx, pipeline, job_id)
+    if not job.state.done or ctx.store.job_queued(pipeline, job.id):
+        _end(ctx, pipeline, job.id, JobState.KILLED, reason or "job stopped by the user")
+    return ctx.store.get_job(pipeline, job.id)
+
+
+def stopped(ctx: Context, pipeline: str, job_id: str) -> bool:
+    """Whether a job was stopped for good (killed and no longer queued)."""
+    job = ctx.store.get_job(pipeline, job_id)
+    return job is None or (job.state == JobState.KILLED and not ctx.store.job_queued(pipeline, job_id))
+
+
+def delete_job(ctx: Context, pipeline: str, job_id: str) -> None:
+    """Forget a job (stopping it first if it has not ended); its output commit stays."""
+    job = _job(ctx, pipeline, job_id)
+    if not job.state.done:
+        stop_job(ctx, pipeline, job.id)
+    ctx.store.delete_job(pipeline, job.id)
+
+
+def restart_datum(ctx: Context, pipeline: str, job_id: str, filters: list[str]) -> None:
+    """pachd's RestartDatum: only a running job's datums can be restarted; the embedded engine
+    runs a job to its end in one go, so there is never one to restart from outside.
+
+    Raises:
+        NotFoundError: in pachd's words, as python-pachyderm matches them.
+    """
+    job = _job(ctx, pipeline, job_id)
+    raise NotFoundError(f"datum matching filter [{' '.join(filters)}] could not be found for job "
+                        f"ID {job.id} (its state is {job.state}; only a running job's datums "
+                        "restart)")
+
+
+def _job(ctx: Context, pipeline: str, job_id: str) -> JobInfo:
+    return inspect_job(ctx, pipeline, job_id)

@@ -1,30 +1,36 @@
-"""The pipeline registry (pachd's ``pps/server`` create/inspect/list/delete): specs are
-validated, stored as versions, and registered in PFS as the provenance of their output branch
-(the branches they read), so a commit on an input branch queues them."""
+"""The pipeline registry (pachd's ``pps/server`` create/inspect/list/delete/stop/start): specs
+are validated, stored as versions, and registered in PFS as the provenance of their output
+branch (the branches they read), so a commit on an input branch opens an output commit and its
+job."""
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 from pix2pix.errors import (AlreadyExistsError, MissingInputError, NotFoundError,
                             PreconditionError, SpecError)
 from pix2pix.pachyderm import dag
-from pix2pix.pachyderm.context import Context
+from pix2pix.pachyderm.commits import make_commit, propagate
+from pix2pix.pachyderm.context import Context, new_id
 from pix2pix.pachyderm.info import PipelineInfo
-from pix2pix.pachyderm.spec import DEFAULT_PROJECT, PipelineSpec, parse_spec
+from pix2pix.pachyderm.repos import check_project
+from pix2pix.pachyderm.spec import PipelineSpec, parse_spec
 
 
 def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: bool = False,
                      reprocess: bool = False) -> list[PipelineInfo]:
-    """Validate every spec, then store them all in one transaction and queue their first jobs.
-    The specs may name each other's output repos in any order.
+    """Validate every spec, then store them all in one transaction. Each pipeline's output
+    branch gets its input branches as provenance (missing input branches are created on an
+    empty commit, as pachd does) and a new commit set: an open output commit and its job,
+    visible at once. The specs may name each other's output repos in any order.
 
     Raises:
         SpecError: an invalid spec, a name given twice, a cycle (MissingInputError: an input
             repo that does not exist). AlreadyExistsError: the pipeline exists and ``update`` is
-            False, or a user repo has its name.
+            False, or a user repo has its name. NotFoundError: its project does not exist.
     """
     checked = [(src, parse_spec(spec, source=src)) for src, spec in specs]
-    names = [s.name for _, s in checked]
+    names = [s.qname for _, s in checked]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise SpecError(f"pipeline(s) {', '.join(sorted(dup))} defined more than once")
@@ -32,51 +38,55 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
     repos = {r.name: r for r in ctx.store.list_repos()}
     for src, spec in checked:
         where = f"{src}: pipeline {json.dumps(spec.name)}"
-        if spec.name in existing and not update:
+        check_project(ctx, spec.qname)
+        if spec.qname in existing and not update:
             raise AlreadyExistsError(f"{where}: pipeline already exists; use `pix2pix update "
                                      f"pipeline -f {src.split('#')[0]}` to change it")
-        if spec.name in repos and repos[spec.name].type == "user":
-            raise AlreadyExistsError(f"{where}: a user repo named {spec.name!r} exists and the "
+        if spec.qname in repos and repos[spec.qname].type == "user":
+            raise AlreadyExistsError(f"{where}: a user repo named {spec.qname!r} exists and the "
                                      "pipeline's output repo would take its name; rename one of them")
         check_runnable(spec, where)
         for p in spec.pfs_inputs:
-            if p.repo not in repos and p.repo not in names:
-                raise MissingInputError(f"{where}: {p.field}.repo: repo {p.repo!r} does not "
-                                        f"exist; create it with `pix2pix create repo {p.repo}` "
+            if p.qrepo not in repos and p.qrepo not in names:
+                raise MissingInputError(f"{where}: {p.field}.repo: repo {p.qrepo!r} does not "
+                                        f"exist; create it with `pix2pix create repo {p.qrepo}` "
                                         "or create its pipeline")
     graph = {n: p.parsed.input_repos for n, p in existing.items()}
-    graph.update({s.name: s.input_repos for _, s in checked})
+    graph.update({s.qname: s.input_repos for _, s in checked})
     loop = dag.cycle(graph)
     if loop:
-        srcs = ", ".join(src for src, s in checked if s.name in loop) or "pipelines"
+        srcs = ", ".join(src for src, s in checked if s.qname in loop) or "pipelines"
         raise SpecError(f"{srcs}: pipelines form a cycle: {' -> '.join(loop)}; a pipeline cannot "
                         "read its own output, directly or through others")
     store = ctx.store
+    order = dag.ordered({s.qname: s.input_repos for _, s in checked})
+    by_name = {s.qname: s for _, s in checked}
     with store.tx():
-        for _, spec in checked:
-            store.save_pipeline(spec.name, spec.to_json(), reprocess=reprocess)
-            if store.get_repo(spec.name) is None:
-                store.insert_repo(spec.name, spec.description, "pipeline")
-            store.ensure_branch(spec.name, spec.output_branch)
-            old = existing.get(spec.name)
+        for name in order:
+            spec = by_name[name]
+            store.save_pipeline(name, spec.to_json(), reprocess=reprocess)
+            if store.get_repo(name) is None:
+                store.insert_repo(name, spec.description, "pipeline")
+            old = existing.get(name)
             if old is not None and old.parsed.output_branch != spec.output_branch:
-                store.set_branch_provenance(spec.name, old.parsed.output_branch, [])
-            store.set_branch_provenance(spec.name, spec.output_branch, spec.input_branches)
-            store.enqueue_pipeline(spec.name)
-    return [inspect_pipeline(ctx, s.name) for _, s in checked]
+                store.set_branch_provenance(name, old.parsed.output_branch, [])
+            if spec.long_running:
+                continue  # its code, under a supervisor, runs on (and, a spout, commits to) it
+            set_id = new_id()
+            for repo, branch in spec.input_branches:
+                if store.get_branch(repo, branch) is None:
+                    make_commit(ctx, repo, branch, set_id)  # pachd's fillNewBranches
+            store.set_branch_provenance(name, spec.output_branch, spec.input_branches)
+            propagate(ctx, [(name, spec.output_branch)], set_id, include_start=True)
+    return [inspect_pipeline(ctx, s.qname) for _, s in checked]
 
 
 def check_runnable(spec: PipelineSpec, where: str) -> None:
     """What a valid spec may ask that the embedded engine cannot do: one line, at create time."""
-    for p in spec.pfs_inputs:
-        if p.project != DEFAULT_PROJECT:
-            raise SpecError(f"{where}: {p.field}.project: project {p.project!r}: the embedded "
-                            "engine has only the default project")
     if spec.input.has("cron"):
         raise SpecError(f"{where}: input.cron: cron inputs need a real Pachyderm")
-    for key, value in (("spout", spec.spout), ("service", spec.service)):
-        if value:
-            raise SpecError(f"{where}: {key}: not supported by the embedded engine")
+    if spec.service is not None:
+        raise SpecError(f"{where}: service: not supported by the embedded engine yet")
 
 
 def inspect_pipeline(ctx: Context, name: str) -> PipelineInfo:
@@ -86,9 +96,9 @@ def inspect_pipeline(ctx: Context, name: str) -> PipelineInfo:
     return info
 
 
-def list_pipelines(ctx: Context) -> list[PipelineInfo]:
-    """Newest first."""
-    return ctx.store.list_pipelines()
+def list_pipelines(ctx: Context, project: Optional[str] = None) -> list[PipelineInfo]:
+    """Newest first (all projects', or one's)."""
+    return ctx.store.list_pipelines(project)
 
 
 def delete_pipeline(ctx: Context, name: str, keep_repo: bool = False, force: bool = False) -> None:
@@ -104,3 +114,16 @@ def delete_pipeline(ctx: Context, name: str, keep_repo: bool = False, force: boo
         raise PreconditionError(f"pipeline {name!r} feeds pipeline(s) {', '.join(readers)}; delete "
                                 "them first or use --force")
     ctx.store.delete_pipeline(name, keep_repo=keep_repo)
+
+
+def set_pipeline_running(ctx: Context, name: str, running: bool) -> PipelineInfo:
+    """Stop a pipeline (its jobs wait, created, until it starts again) or start it."""
+    inspect_pipeline(ctx, name)
+    ctx.store.set_pipeline_state(name, "running" if running else "paused")
+    return inspect_pipeline(ctx, name)
+
+
+def pipeline_history(ctx: Context, name: str) -> list[PipelineInfo]:
+    """Every version of a pipeline, newest first (pachd's inspect pipeline --history)."""
+    inspect_pipeline(ctx, name)
+    return ctx.store.pipeline_history(name)

@@ -1,7 +1,12 @@
 """pachctl's argument syntax: ``repo``, ``repo@branch``, ``repo@<commit id>``, ``repo@branch^2``,
-``repo@ref:/path``; and repo paths that cannot escape their repo.
+``repo@ref:/path``, ``project/repo@ref``; qualified names; repo paths that cannot escape
+their repo.
 
     parse_ref("images@master^1:/a/b.png") -> FileRef(repo="images", ref="master^1", path="/a/b.png")
+    parse_ref("edges/out@master")         -> FileRef(repo="edges/out", ref="master")
+
+A repo or pipeline outside the default project is named ``project/name`` everywhere in the
+engine (pachd's names cannot hold ``/``); in the default project its name is just ``name``.
 """
 from __future__ import annotations
 
@@ -11,9 +16,22 @@ from dataclasses import dataclass
 from pix2pix.errors import UsageError
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
+DEFAULT_PROJECT = "default"
+QUALIFIED = re.compile(r"^(?:(?P<project>[a-zA-Z0-9_-]{1,63})/)?(?P<name>[a-zA-Z0-9_-]{1,63})$")
 COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
 # A branch name, optionally followed by ancestry: ^ (parent), ^N / ~N (N-th ancestor), repeated.
 REF = re.compile(r"^(?P<base>[a-zA-Z0-9_.-]+)(?P<anc>(?:[~^][0-9]*)*)$")
+
+
+def qualify(project: str | None, name: str) -> str:
+    """The engine's name for ``name`` in ``project``: ``name`` in the default project."""
+    return name if not project or project == DEFAULT_PROJECT else f"{project}/{name}"
+
+
+def split_name(qualified: str) -> tuple[str, str]:
+    """``"proj/images"`` -> ("proj", "images"); ``"images"`` -> ("default", "images")."""
+    project, slash, name = qualified.rpartition("/")
+    return (project if slash else DEFAULT_PROJECT), name
 
 
 @dataclass(frozen=True)
@@ -38,9 +56,11 @@ def parse_ref(text: str, *, allow_path: bool = True, what: str = "repo@ref:/path
         raise UsageError(f"{text!r}: NUL bytes are not allowed; expected {what}")
     head, colon, path = text.partition(":")
     repo, at, ref = head.partition("@")
-    if not NAME.match(repo):
-        raise UsageError(f"{text!r}: repo name {repo!r} must be 1-63 letters, digits, '_' or '-'; "
-                         f"expected {what}")
+    m = QUALIFIED.match(repo)
+    if not m:
+        raise UsageError(f"{text!r}: repo name {repo!r} must be 1-63 letters, digits, '_' or '-' "
+                         f"(optionally project/repo); expected {what}")
+    repo = qualify(m.group("project"), m.group("name"))
     if at and not REF.match(ref):
         raise UsageError(f"{text!r}: {ref!r} is neither a branch nor a commit ID "
                          f"(optionally with ^N or ~N); expected {what}")

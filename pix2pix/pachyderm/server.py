@@ -28,13 +28,12 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from python_pachyderm.proto.v2.admin import admin_pb2, admin_pb2_grpc
-from google.protobuf import empty_pb2
 from python_pachyderm.proto.v2.auth import auth_pb2, auth_pb2_grpc
 from python_pachyderm.proto.v2.identity import identity_pb2, identity_pb2_grpc
 from python_pachyderm.proto.v2.license import license_pb2, license_pb2_grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2_grpc
 from python_pachyderm.proto.v2.pps import pps_pb2_grpc
-from python_pachyderm.proto.v2.transaction import transaction_pb2, transaction_pb2_grpc
+from python_pachyderm.proto.v2.transaction import transaction_pb2_grpc
 from python_pachyderm.proto.v2.version.versionpb import version_pb2, version_pb2_grpc
 
 from pix2pix import __version__
@@ -86,19 +85,13 @@ class LicenseServicer(license_pb2_grpc.APIServicer):
     pass
 
 
-@complete(transaction_pb2.DESCRIPTOR.services_by_name["API"])
-class TransactionServicer(transaction_pb2_grpc.APIServicer):
-    """No transactions are ever open here, so deleting them all is done at once."""
-
-    def DeleteAll(self, request, context):
-        return empty_pb2.Empty()
-
-
 def _served_table() -> dict[str, tuple[str, ...]]:
     from pix2pix.pachyderm.server_pfs import PfsServicer
     from pix2pix.pachyderm.server_pps import PpsServicer
+    from pix2pix.pachyderm.server_txn import TransactionServicer
 
-    return {"pfs_v2.API": PfsServicer.SERVED, "pps_v2.API": PpsServicer.SERVED,
+    return {"pfs_v2.API": PfsServicer.SERVED,
+            "pps_v2.API": PpsServicer.SERVED + ("CreatePipelineV2",),
             "versionpb_v2.API": VersionServicer.SERVED, "admin_v2.API": AdminServicer.SERVED,
             "auth_v2.API, identity_v2.API, license_v2.API": (f"every method answers: {AUTH_OFF}",),
             "transaction_v2.API": TransactionServicer.SERVED,
@@ -122,7 +115,8 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     """
     from pix2pix.pachyderm.server_engine import EngineAdapter
     from pix2pix.pachyderm.server_pfs import PfsServicer
-    from pix2pix.pachyderm.server_pps import PpsServicer
+    from pix2pix.pachyderm.server_pps import PpsServicer, v2_handler
+    from pix2pix.pachyderm.server_txn import TransactionServicer
 
     _check_port(host, port)
     adapter = EngineAdapter(Path(state_dir), executor=executor, engine=engine, background=background)
@@ -132,13 +126,15 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)])
     pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(adapter), server)
-    pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(adapter), server)
+    pps = PpsServicer(adapter)
+    pps_pb2_grpc.add_APIServicer_to_server(pps, server)
+    server.add_generic_rpc_handlers((v2_handler(pps),))
     version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), server)
     admin_pb2_grpc.add_APIServicer_to_server(AdminServicer(adapter.cluster_id), server)
     auth_pb2_grpc.add_APIServicer_to_server(AuthServicer(), server)
     identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(), server)
     license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), server)
-    transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(), server)
+    transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(adapter), server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm.globs import check_glob
+from pix2pix.pachyderm.refs import qualify
 from pix2pix.pachyderm.specfile import camelize
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
@@ -59,6 +60,11 @@ class PfsInput:
         """``joinOn`` or ``groupBy``: what this input's datums are matched on."""
         return self.join_on or self.group_by
 
+    @property
+    def qrepo(self) -> str:
+        """The repo's engine name: ``repo``, or ``project/repo`` outside the default project."""
+        return qualify(self.project, self.repo)
+
 
 @dataclass(frozen=True)
 class CronInput:
@@ -73,7 +79,7 @@ class CronInput:
 class Input:
     """A node of the input tree: a ``pfs`` or ``cron`` leaf, or a combination of children."""
 
-    kind: str  # one of INPUT_KINDS
+    kind: str  # one of INPUT_KINDS, or "none" (a spout)
     pfs: Optional[PfsInput] = None
     cron: Optional[CronInput] = None
     children: tuple["Input", ...] = ()
@@ -139,14 +145,24 @@ class PipelineSpec:
     def pfs_inputs(self) -> tuple[PfsInput, ...]:
         return self.input.pfs_inputs
 
+    @property
+    def long_running(self) -> bool:
+        """A spout or a service: code that runs on, under a supervisor, not once per job."""
+        return self.spout is not None or self.service is not None
+
+    @property
+    def qname(self) -> str:
+        """The pipeline's engine name (and its output repo's): ``name`` or ``project/name``."""
+        return qualify(self.project, self.name)
+
     @functools.cached_property
     def input_branches(self) -> tuple[tuple[str, str], ...]:
-        """Each (repo, branch) this pipeline reads, once, in spec order."""
-        return tuple(dict.fromkeys((p.repo, p.branch) for p in self.pfs_inputs))
+        """Each (repo, branch) this pipeline reads, once, in spec order (engine repo names)."""
+        return tuple(dict.fromkeys((p.qrepo, p.branch) for p in self.pfs_inputs))
 
     @property
     def input_repos(self) -> set[str]:
-        return {p.repo for p in self.pfs_inputs}
+        return {p.qrepo for p in self.pfs_inputs}
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True, separators=(",", ":"))
@@ -156,9 +172,10 @@ class PipelineSpec:
         """The typed spec of an already validated camelCase dict (a stored spec)."""
         t = raw.get("transform") or {}
         par = raw.get("parallelismSpec") or {}
+        project = (raw["pipeline"].get("project") or {}).get("name") or DEFAULT_PROJECT
         return cls(
             name=raw["pipeline"]["name"],
-            project=(raw["pipeline"].get("project") or {}).get("name") or DEFAULT_PROJECT,
+            project=project,
             description=raw.get("description", ""),
             transform=Transform(
                 cmd=tuple(t.get("cmd") or ()), stdin=_opt_tuple(t.get("stdin")),
@@ -168,7 +185,8 @@ class PipelineSpec:
                 working_dir=t.get("workingDir") or None,
                 accept_return_code=frozenset(int(c) for c in t.get("acceptReturnCode") or ()),
                 datum_batching=bool(t.get("datumBatching"))),
-            input=build_input(raw["input"], "input"),
+            input=build_input(raw["input"], "input", project=project) if raw.get("input")
+            else Input("none"),
             raw=raw,
             output_branch=raw.get("outputBranch") or DEFAULT_BRANCH,
             datum_tries=int(raw.get("datumTries") or DEFAULT_DATUM_TRIES),
@@ -176,8 +194,8 @@ class PipelineSpec:
             job_timeout=parse_duration(raw.get("jobTimeout")),
             parallelism=max(1, int(par.get("constant") or 1)),
             every_job=(raw.get("reprocessSpec") or "until_success") == "every_job",
-            service=raw.get("service") or None,
-            spout=raw.get("spout") or None,
+            service=raw.get("service"),
+            spout=raw.get("spout"),
         )
 
     @classmethod
@@ -189,15 +207,17 @@ def _opt_tuple(value: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
     return None if value is None else tuple(value)
 
 
-def build_input(node: dict[str, Any], path: str = "input") -> Input:
-    """The typed tree of a valid input dict (``field`` paths start at ``path``)."""
+def build_input(node: dict[str, Any], path: str = "input", *,
+                project: str = DEFAULT_PROJECT) -> Input:
+    """The typed tree of a valid input dict (``field`` paths start at ``path``). A pfs input
+    without a project reads the pipeline's ``project``, as in pachd."""
     if node.get("pfs"):
         p = node["pfs"]
         where = path + ".pfs"
         return Input("pfs", field=path, pfs=PfsInput(
             name=p.get("name") or p["repo"], repo=p["repo"], glob=p["glob"],
             branch=p.get("branch") or DEFAULT_BRANCH,
-            project=(p.get("project") or DEFAULT_PROJECT), commit=p.get("commit") or None,
+            project=(p.get("project") or project), commit=p.get("commit") or None,
             join_on=p.get("joinOn") or "", group_by=p.get("groupBy") or "",
             outer_join=bool(p.get("outerJoin")), field=where))
     if node.get("cron"):
@@ -208,7 +228,8 @@ def build_input(node: dict[str, Any], path: str = "input") -> Input:
     for kind in COMBINATIONS:
         if node.get(kind):
             return Input(kind, field=path, children=tuple(
-                build_input(c, f"{path}.{kind}[{i}]") for i, c in enumerate(node[kind])))
+                build_input(c, f"{path}.{kind}[{i}]", project=project)
+                for i, c in enumerate(node[kind])))
     raise SpecError(f"{path}: exactly one of {', '.join(INPUT_KINDS)} expected")
 
 
@@ -280,11 +301,18 @@ def semantic_problems(spec: dict) -> list[str]:
         if key in spec and not _DURATION.match(str(spec[key])):
             out.append(f"{key}: {spec[key]!r} is not a duration in seconds like \"600s\"")
     inp = spec.get("input")
+    if "spout" in spec:
+        if inp:
+            out.append("input: a spout has no input (its code makes the commits of its output "
+                       "repo); drop input or spout")
+        return out
     if not inp:
-        out.append("input: missing; a pipeline reads at least one pfs input")
+        out.append("input: missing; a pipeline reads at least one pfs input (a spout, none)")
         return out
     _check_input(inp, "input", out)
-    if not out and name in {p.repo for p in build_input(inp, "input").pfs_inputs}:
+    project = ((spec.get("pipeline") or {}).get("project") or {}).get("name") or DEFAULT_PROJECT
+    if not out and qualify(project, name) in {
+            p.qrepo for p in build_input(inp, "input", project=project).pfs_inputs}:
         out.append(f"input: the pipeline reads its own output repo {name!r} (a cycle)")
     return out
 

@@ -102,6 +102,34 @@ def test_modify_file_on_a_branch_opens_and_finishes_a_commit(client):
     assert [f.file.path for f in client.list_file(("r", "master"), "/")] == ["/one", "/two"]
     assert len(list(client.list_commit("r"))) == 1
     with pytest.raises(grpc.RpcError) as e:
-        client.put_file_url(("r", "master"), "/u", "https://example.com/x")
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "put_file_url" in e.value.details()
+        client.put_file_url(("r", "master"), "/u", "http://nonexistent.invalid/x")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "http://nonexistent.invalid/x: cannot be read" in e.value.details()
     assert len(list(client.list_commit("r"))) == 1  # the refused stream changed nothing
+
+
+def test_put_file_from_a_url_and_copy_and_diff(client, tmp_path):
+    """put_file_url reads http:// (a local server here) and file:// URLs; copy_file and
+    diff_file work as pachd's."""
+    import http.server
+    import threading
+    (tmp_path / "page.html").write_bytes(b"<p>hi</p>")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client.create_repo("u")
+        with client.commit("u", "master") as c1:
+            client.put_file_url(c1, "/web.html", f"http://127.0.0.1:{httpd.server_port}/page.html")
+            client.put_file_url(c1, "/local.html", (tmp_path / "page.html").as_uri())
+    finally:
+        httpd.shutdown()
+    assert client.get_file(c1, "/web.html").read() == b"<p>hi</p>"
+    assert client.get_file(c1, "/local.html").read() == b"<p>hi</p>"
+    with client.commit("u", "master") as c2:
+        client.copy_file(c1, "/web.html", c2, "/copy.html")
+        client.put_file_bytes(c2, "/local.html", b"changed")
+    assert client.get_file(c2, "/copy.html").read() == b"<p>hi</p>"
+    diff = list(client.diff_file(c2, "/"))  # against the parent commit
+    assert sorted((d.new_file.file.path, d.old_file.file.path) for d in diff) == [
+        ("/copy.html", ""), ("/local.html", "/local.html")]

@@ -83,7 +83,8 @@ def test_reported_error_is_retried_then_fails_the_job(eng: Engine, tmp_path: Pat
     assert (job.state, job.processed, job.failed) == ("failure", 2, 1)
     bad = eng.inspect_datum("sq", job.id, job.failed_datum)
     assert bad.inputs[0].files == ["/b"] and bad.tries == 2 and "negative input b" in bad.reason
-    assert eng.list_commits("sq") == []
+    out = eng.inspect_commit("sq", job.id)  # the output commit ends with the reason, empty
+    assert out.error == job.reason and eng.walk_files("sq", job.id) == []
     put(eng, "nums", {"/b": "4"})
     job2 = eng.list_jobs("sq")[0]
     assert (job2.state, job2.processed, job2.skipped) == ("success", 1, 2)

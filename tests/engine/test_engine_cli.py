@@ -146,7 +146,9 @@ def test_no_run_then_run(cli_run, tmp_path: Path, tree: Path):
     f = spec_file(tmp_path, bash_spec("up", pfs("images"), "cp -r /pfs/images/* /pfs/out/"))
     ok(cli_run("create", "pipeline", "-f", str(f), "--no-run"))
     ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"), "--no-run"))
-    assert json.loads(ok(cli_run("list", "job", "--json")).output) == []
+    # As in pachd the jobs exist at once; --no-run leaves them created, not run.
+    assert [j["state"] for j in json.loads(ok(cli_run("list", "job", "--json")).output)] == \
+        ["created", "created"]
     ok(cli_run("run"))
     assert ok(cli_run("get", "file", "up@master:/a")).output == "alpha"
     assert "nothing to run" in ok(cli_run("run")).output
@@ -165,11 +167,16 @@ def test_exit_codes_and_messages(cli_run, refused, tmp_path: Path, tree: Path):
     refused(cli_run("create", "pipeline", "-f", str(bad)), SpecError,
             f'{bad}: pipeline "g": input.pfs.glob: "[" is not a valid glob')
     fails = spec_file(tmp_path, bash_spec("f", pfs("images"), "exit 4", datumTries=1), name="f.json")
-    ok(cli_run("create", "pipeline", "-f", str(fails)))  # no data yet: no job
-    r = cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"))
-    refused(r, JobError, "job f@", "failed", "pix2pix logs -p f")
-    # the commit itself landed
+    ok(cli_run("create", "pipeline", "-f", str(fails)))  # no data yet: a job with no datums
+    # As pachctl: the commit landed, so exit 0, and the job's failure is said on stderr ...
+    r = ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt")))
+    assert "warning: job f@" in r.stderr and "ended failure" in r.stderr and "logs -p f" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("images@")
     assert ok(cli_run("get", "file", "images@master:/a")).stdout == "alpha"
+    # ... and --strict makes the job's failure the command's.
+    r = cli_run("put", "file", "images@master:/b", "-f", str(tree / "a.txt"), "--strict")
+    refused(r, JobError, "job f@", "failed", "pix2pix logs -p f")
+    assert ok(cli_run("get", "file", "images@master:/b")).stdout == "alpha"
 
 
 def test_the_console_script_exits_with_the_error_code(pix):
@@ -210,7 +217,6 @@ def test_sigkill_during_put_file_of_a_folder(pix, state: Path, tmp_path: Path):
     """`put file -r` of a big folder killed half-way: no partial commit, history intact, and
     the next command works without repair."""
     import signal
-    import sqlite3
     import subprocess
     import sys
     import time
@@ -224,15 +230,15 @@ def test_sigkill_during_put_file_of_a_folder(pix, state: Path, tmp_path: Path):
     proc = subprocess.Popen([sys.executable, "-m", "pix2pix", "put", "file", "d@master:/many", "-r",
                              "-f", str(folder)], cwd=REPO_ROOT, env={**__import__("os").environ,
                                                                     "PIX2PIX_STATE": str(state)})
-    db = sqlite3.connect(state / "engine.db", timeout=30)
+    # Killed while it stores the folder's files (put file lands them in one transaction at
+    # the end, so that is where a kill can land).
     deadline = time.time() + 60
     while time.time() < deadline:
-        if db.execute("SELECT COUNT(*) FROM staged").fetchone()[0] > 20:
+        if sum(1 for _ in (state / "blobs").rglob("*")) > 40:
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    db.close()
     listing = pix("list", "file", "d@master")
     assert listing.returncode == 0 and b"/many" not in listing.stdout and b"/first" in listing.stdout
     commits = json.loads(pix("list", "commit", "d", "--json").stdout)

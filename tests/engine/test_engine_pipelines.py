@@ -145,9 +145,9 @@ def test_overlapping_outputs_fail_the_job_naming_both_datums(eng: Engine):
     ids = [d.id[:12] for d in eng.list_datums("p", job.id)]
     assert job.state == "failure"
     assert "both wrote /same" in job.reason and all(i in job.reason for i in ids)
-    assert job.output_commit is None
-    with pytest.raises(StoreError, match="no commits"):
-        eng.inspect_commit("p", "master")
+    out = eng.inspect_commit("p", "master")  # pachd: the output commit ends with the reason
+    assert (out.id, out.error, out.origin) == (job.id, job.reason, "AUTO")
+    assert eng.walk_files("p", "master") == []  # and publishes nothing
 
 
 def test_failure_retries_publishes_nothing_and_fix_skips_done_datums(eng: Engine):
@@ -158,7 +158,9 @@ def test_failure_retries_publishes_nothing_and_fix_skips_done_datums(eng: Engine
     eng.create_pipeline(bash_spec("p", pfs("in"), script, datumTries=2))
     job = eng.list_jobs("p")[0]
     assert (job.state, job.processed, job.failed) == ("failure", 1, 1)
-    assert job.output_commit is None and eng.list_commits("p") == []
+    out = eng.inspect_commit("p", job.output_commit)
+    assert out.id == job.id and out.error == job.reason and "exit code 3" in out.error
+    assert files(eng, "p") == {}  # the failed job published nothing
     bad = eng.inspect_datum("p", job.id, job.failed_datum)
     assert bad.state == "failed" and bad.tries == 2
     assert bad.inputs[0].files == ["/bad"] and "exit code 3" in bad.reason
@@ -175,9 +177,12 @@ def test_downstream_does_not_run_after_a_failure(eng: Engine):
     eng.create_repo("in")
     eng.create_pipeline(bash_spec("first", pfs("in"), "exit 1", datumTries=1))
     eng.create_pipeline(bash_spec("second", pfs("first"), "true"))
-    put(eng, "in", {"/a": "1"})
+    c = put(eng, "in", {"/a": "1"})
     assert eng.list_jobs("first")[0].state == "failure"
-    assert eng.list_jobs("second") == []
+    job = eng.list_jobs("second")[0]  # as pachd: unrunnable, and it says why
+    assert (job.id, job.state, job.processed) == (c.id, "unrunnable", 0)
+    assert job.reason == "unrunnable because the following upstream pipelines failed: first"
+    assert eng.inspect_commit("second", c.id).error == job.reason
 
 
 def test_datum_timeout_fails_the_datum(eng: Engine):
@@ -262,7 +267,8 @@ def test_deferred_runs_wait_for_run_pending(state: Path):
     eng.create_repo("in")
     eng.create_pipeline(bash_spec("p", pfs("in"), UPPER))
     c = put(eng, "in", {"/a": "x"})
-    assert eng.list_jobs("p") == [] and eng.list_pending()
+    # As in pachd, the jobs exist at once (created), and run later.
+    assert [j.state for j in eng.list_jobs("p")] == ["created", "created"] and eng.list_pending()
     commits = eng.wait_commit_set(c.id)
     assert [x.repo for x in commits] == ["in", "p"]
     assert eng.list_pending() == []
@@ -374,7 +380,7 @@ def test_on_job_callback_may_use_the_engine(state: Path):
     eng.create_repo("in")
     eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
     put(eng, "in", {"/a": "1"})
-    assert seen == [("p", [], "success")]
+    assert seen == [("p", [], "success")] * 2  # the pipeline's first job, then the commit's
 
 
 def test_accept_return_code_err_cmd_and_working_dir(eng: Engine):

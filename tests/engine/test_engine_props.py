@@ -183,8 +183,9 @@ model_paths = st.sampled_from(["/a", "/b", "/d/x", "/d/y", "/e/f/g"])
 
 
 class StoreModel(RuleBasedStateMachine):
-    """Random puts, appends, deletes and commits: the branch head always equals a dict model,
-    and every earlier commit still reads as it was."""
+    """Random puts, appends, deletes and commits: the branch head (the open commit) reads as
+    what was staged (read your writes), the last finished commit as a dict model, and every
+    earlier commit still reads as it was."""
 
     def __init__(self):
         super().__init__()
@@ -225,11 +226,13 @@ class StoreModel(RuleBasedStateMachine):
 
     @invariant()
     def head_matches_model(self):
-        if not self.history:
-            return
         got = {f.path: self.eng.get_file("r", f.commit, f.path)
                for f in self.eng.walk_files("r", "master")}
-        assert got == self.committed
+        assert got == self.staged
+        if self.history:
+            cid, files = self.history[-1]
+            assert {f.path: self.eng.get_file("r", cid, f.path)
+                    for f in self.eng.walk_files("r", cid)} == self.committed
 
     @precondition(lambda self: len(self.history) > 1)
     @rule()

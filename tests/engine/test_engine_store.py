@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix.errors import StoreError, UsageError
+from pix2pix.errors import ConflictError, PreconditionError, StoreError, UsageError
 from pix2pix.pachyderm.engine import Engine
 from pix2pix.pachyderm.store import SCHEMA_VERSION
 
@@ -22,7 +22,8 @@ def test_repo_lifecycle(eng: Engine):
     eng.create_repo("images", description="raw photos")
     assert [r.name for r in eng.list_repos()] == ["images"]
     info = eng.inspect_repo("images")
-    assert (info.description, info.size, info.branches, info.type) == ("raw photos", 0, ["master"], "user")
+    # As in pachd, a repo has no branch until its first commit.
+    assert (info.description, info.size, info.branches, info.type) == ("raw photos", 0, [], "user")
     with pytest.raises(StoreError, match="already exists"):
         eng.create_repo("images")
     eng.create_repo("images", description="new", update=True)
@@ -33,7 +34,7 @@ def test_repo_lifecycle(eng: Engine):
         eng.inspect_repo("images")
 
 
-@pytest.mark.parametrize("bad", ["", "a b", "x/y", "a@b", "é"])
+@pytest.mark.parametrize("bad", ["", "a b", "x/y/z", "/y", "a@b", "é"])
 def test_invalid_repo_names_are_refused(eng: Engine, bad: str):
     with pytest.raises(UsageError):
         eng.create_repo(bad)
@@ -85,22 +86,38 @@ def test_delete_and_append(eng: Engine):
     assert eng.get_file("d", "master", "/log") == b"ab"
 
 
-def test_open_commit_is_invisible_and_dropped_on_error(eng: Engine):
+def test_open_commit_is_the_head_reads_its_writes_and_is_dropped_on_error(eng: Engine):
+    """pachd's model: an open commit is its branch's head; reads of it see what was staged
+    (read your writes); a commit that fails half-way is dropped and the branch goes back."""
     eng.create_repo("d")
-    put(eng, "d", {"/a": "old"})
+    first = put(eng, "d", {"/a": "old"})
     cid = eng.start_commit("d")
     eng.put_file("d", cid, "/a", b"new")
-    assert eng.get_file("d", "master", "/a") == b"old"  # staged, not visible
-    with pytest.raises(StoreError, match="still open"):
-        eng.inspect_commit("d", cid)
+    assert eng.inspect_branch("d", "master").head == cid
+    assert eng.get_file("d", "master", "/a") == b"new"  # read your writes
+    assert eng.get_file("d", first.id, "/a") == b"old"
+    info = eng.inspect_commit("d", cid)
+    assert (info.finished, info.parent, info.size) == (None, first.id, 3)
     eng.finish_commit("d", cid)
-    assert eng.get_file("d", "master", "/a") == b"new"
+    assert eng.inspect_commit("d", cid).finished is not None
     with pytest.raises(RuntimeError):
         with eng.commit("d") as c:
             c.put_file("/a", b"half")
             raise RuntimeError("boom")
     assert eng.get_file("d", "master", "/a") == b"new"
+    assert eng.inspect_branch("d", "master").head == cid
     assert len(eng.list_commits("d")) == 2
+
+
+def test_second_commit_on_an_open_head_is_refused_and_a_finish_may_carry_an_error(eng: Engine):
+    eng.create_repo("d")
+    cid = eng.start_commit("d")
+    with pytest.raises(ConflictError, match=f"parent commit d@{cid} has not been finished"):
+        eng.start_commit("d")
+    info = eng.finish_commit("d", "master", error="bad data")  # a branch names its open head
+    assert (info.id, info.error) == (cid, "bad data") and info.finished is not None
+    with pytest.raises(PreconditionError, match="has already finished"):
+        eng.finish_commit("d", cid)
 
 
 def test_unchanged_content_is_stored_once(eng: Engine, state: Path):
@@ -132,7 +149,7 @@ def test_commit_on_pipeline_output_repo_is_refused(eng: Engine):
 
     eng.create_repo("in")
     eng.create_pipeline(bash_spec("p", pfs("in"), "true"))
-    with pytest.raises(StoreError, match="output of a pipeline"):
+    with pytest.raises(StoreError, match="cannot start a commit on an output branch: p@master"):
         eng.start_commit("p")
 
 
@@ -174,11 +191,11 @@ def test_sigkill_during_put_leaves_no_partial_commit(eng: Engine, state: Path, t
 _PUT_MANY = r"""
 import sys
 from pathlib import Path
+from pix2pix.pachyderm import files
 from pix2pix.pachyderm.engine import Engine
 eng = Engine(Path(sys.argv[1]))
-for i in range(int(sys.argv[3])):
-    with eng.commit("d") as c:
-        c.put_file(f"/{sys.argv[2]}/{i}", str(i).encode())
+for i in range(int(sys.argv[3])):  # pachctl's put file: one commit per call, atomically
+    eng.modify("d", "master", [files.file_op(eng, f"/{sys.argv[2]}/{i}", str(i).encode())])
 """
 
 
@@ -226,20 +243,19 @@ def test_disk_full_is_a_store_error_and_commits_nothing(eng: Engine, monkeypatch
     assert not list((eng.state_dir / "blobs" / "tmp").iterdir())
 
 
-def test_reader_sees_whole_commits_only(eng: Engine, state: Path, tmp_path: Path):
-    """While another process commits 10-file commits, every read of the branch sees a number
-    of files that is a multiple of 10."""
+def test_reader_sees_whole_puts_only(eng: Engine, state: Path, tmp_path: Path):
+    """While another process puts 10 files per `put file` (pachctl's semantics: one commit,
+    written in one transaction), every read of the branch sees a multiple of 10 files."""
     eng.create_repo("d")
     script = tmp_path / "writer.py"
     script.write_text(r"""
 import sys
 from pathlib import Path
+from pix2pix.pachyderm import files
 from pix2pix.pachyderm.engine import Engine
 eng = Engine(Path(sys.argv[1]))
 for i in range(6):
-    with eng.commit("d") as c:
-        for j in range(10):
-            c.put_file(f"/{i}/{j}", b"x")
+    eng.modify("d", "master", [files.file_op(eng, f"/{i}/{j}", b"x") for j in range(10)])
 """)
     proc = subprocess.Popen([sys.executable, str(script), str(state)], cwd=REPO_ROOT)
     seen = set()

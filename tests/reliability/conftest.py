@@ -92,7 +92,8 @@ def sha256(data: bytes) -> str:
 def snapshot(eng, repo: str) -> dict[str, dict[str, str]]:
     """Every finished commit of a repo -> {path: sha256 of the content read back}."""
     return {c.id: {f.path: sha256(eng.get_file(repo, c.id, f.path))
-                   for f in eng.walk_files(repo, c.id)} for c in eng.list_commits(repo)}
+                   for f in eng.walk_files(repo, c.id)}
+            for c in eng.list_commits(repo) if c.finished is not None}
 
 
 @pytest.fixture

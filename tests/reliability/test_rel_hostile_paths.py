@@ -117,7 +117,9 @@ def test_a_datum_cannot_publish_host_files_or_write_outside(tmp_path: Path, case
         assert b"HOST SECRET" not in content, f"{case}: host file published"
     if job.state != "success":
         assert "outside" in job.reason or "symlink" in job.reason, job.reason
-        assert eng.list_commits("p") == []
+        # the output commit ends with the reason and publishes nothing
+        assert eng.inspect_commit("p", job.id).error == job.reason
+        assert eng.walk_files("p", job.id) == []
     # Nothing written outside the job folder, and the job folder is gone.
     assert not (state / "jobs" / f"p-{job.id}").exists()
     assert not list(state.rglob("escaped.txt"))

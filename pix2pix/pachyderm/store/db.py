@@ -9,11 +9,16 @@ the named methods of :mod:`.pfsdb` and :mod:`.ppsdb` compose into one atomic cha
         if store.get_repo(name) is None:
             store.insert_repo(name, ...)
 
-    repos 1--* branches --head--> commits 1--* files (path -> blob sha256, size)
+    projects 1--* repos 1--* branches --head--> commits 1--* files (path -> blob sha256, size)
     branches 1--* branch_provenance (the branches a branch is computed from)
-                                  commits 1--* commit_provenance (input commits)
-    open_commits 1--* staged (put/append/delete ops, applied at finish on the branch head)
-    pipelines 1--* pipeline_versions;  jobs 1--* datums 1--* datum_outputs;  job_logs; pending
+                  commits 1--* commit_provenance (the commits a commit was computed from)
+    open commits (finished NULL) 1--* staged (put/append/delete ops, applied at finish)
+    pipelines 1--* pipeline_versions;  jobs 1--* datums 1--* datum_outputs;  job_logs
+    pending (jobs to run);  transactions (requests queued by StartTransaction)
+    services (the supervised processes of spouts and service pipelines)
+
+Repos and pipelines are keyed by their qualified name: ``images`` in the default project,
+``proj/images`` in project ``proj`` (pachd's names cannot hold ``/``), with the project beside.
 """
 from __future__ import annotations
 
@@ -28,33 +33,35 @@ from pix2pix.errors import StoreBusyError, StoreError, StoreFullError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS projects(
+    name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS repos(
     name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created REAL NOT NULL,
-    type TEXT NOT NULL DEFAULT 'user');
+    type TEXT NOT NULL DEFAULT 'user', project TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS branches(
-    repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT, PRIMARY KEY(repo, name));
+    repo TEXT NOT NULL, name TEXT NOT NULL, head TEXT, created REAL NOT NULL DEFAULT 0,
+    trigger TEXT NOT NULL DEFAULT '', PRIMARY KEY(repo, name));
 CREATE TABLE IF NOT EXISTS commits(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, repo TEXT NOT NULL,
     branch TEXT NOT NULL, parent TEXT, origin TEXT NOT NULL, started REAL, finished REAL,
-    size INTEGER NOT NULL DEFAULT 0, description TEXT NOT NULL DEFAULT '', UNIQUE(repo, id));
+    size INTEGER NOT NULL DEFAULT 0, description TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '', pid INTEGER, pid_start TEXT, UNIQUE(repo, id));
 CREATE INDEX IF NOT EXISTS commits_by_id ON commits(id);
 CREATE TABLE IF NOT EXISTS commit_provenance(
     repo TEXT NOT NULL, commit_id TEXT NOT NULL, prov_repo TEXT NOT NULL,
     prov_branch TEXT NOT NULL, prov_commit TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS prov_by_commit ON commit_provenance(repo, commit_id);
+CREATE INDEX IF NOT EXISTS subvenance_by_commit ON commit_provenance(prov_repo, prov_commit);
 CREATE TABLE IF NOT EXISTS files(
     repo TEXT NOT NULL, commit_id TEXT NOT NULL, path TEXT NOT NULL, hash TEXT NOT NULL,
     size INTEGER NOT NULL, PRIMARY KEY(repo, commit_id, path)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS open_commits(
-    id TEXT NOT NULL, repo TEXT NOT NULL, branch TEXT NOT NULL, parent TEXT,
-    description TEXT NOT NULL DEFAULT '', started REAL NOT NULL, pid INTEGER, pid_start TEXT,
-    PRIMARY KEY(repo, id));
 CREATE TABLE IF NOT EXISTS staged(
     seq INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, commit_id TEXT NOT NULL,
     op TEXT NOT NULL, path TEXT NOT NULL, hash TEXT, size INTEGER);
 CREATE TABLE IF NOT EXISTS pipelines(
     name TEXT PRIMARY KEY, spec TEXT NOT NULL, version INTEGER NOT NULL, created REAL NOT NULL,
-    updated REAL NOT NULL, salt TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'running');
+    updated REAL NOT NULL, salt TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'running',
+    project TEXT NOT NULL DEFAULT 'default');
 CREATE TABLE IF NOT EXISTS pipeline_versions(
     name TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, created REAL NOT NULL,
     salt TEXT NOT NULL, PRIMARY KEY(name, version));
@@ -65,7 +72,7 @@ CREATE TABLE IF NOT EXISTS jobs(
     total INTEGER NOT NULL DEFAULT 0, output_commit TEXT, failed_datum TEXT,
     reason TEXT NOT NULL DEFAULT '', spec_version INTEGER NOT NULL, salt TEXT NOT NULL,
     inputs TEXT NOT NULL DEFAULT '[]', pid INTEGER, pid_start TEXT,
-    recovered INTEGER NOT NULL DEFAULT 0, UNIQUE(pipeline, id));
+    recovered INTEGER NOT NULL DEFAULT 0, created REAL, UNIQUE(pipeline, id));
 CREATE TABLE IF NOT EXISTS datums(
     pipeline TEXT NOT NULL, job_id TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL,
     hash TEXT NOT NULL, inputs TEXT NOT NULL, tries INTEGER NOT NULL DEFAULT 0,
@@ -85,15 +92,18 @@ CREATE TABLE IF NOT EXISTS branch_provenance(
     repo TEXT NOT NULL, branch TEXT NOT NULL, prov_repo TEXT NOT NULL, prov_branch TEXT NOT NULL,
     PRIMARY KEY(repo, branch, prov_repo, prov_branch));
 CREATE INDEX IF NOT EXISTS subvenance ON branch_provenance(prov_repo, prov_branch);
+CREATE TABLE IF NOT EXISTS transactions(
+    id TEXT PRIMARY KEY, started REAL NOT NULL, requests TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS services(
+    pipeline TEXT PRIMARY KEY, pid INTEGER, pid_start TEXT, state TEXT NOT NULL,
+    started REAL, url TEXT NOT NULL DEFAULT '', serving TEXT NOT NULL DEFAULT '',
+    restarts INTEGER NOT NULL DEFAULT 0, detail TEXT NOT NULL DEFAULT '');
 """
-
 
 def _add_recovered(c: sqlite3.Connection) -> None:
     """Schema 1 folders made before jobs counted errCmd recoveries (idempotent: some schema 1
     folders have the column already)."""
-    cols = {r["name"] for r in c.execute("PRAGMA table_info(jobs)").fetchall()}
-    if "recovered" not in cols:
-        c.execute("ALTER TABLE jobs ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0")
+    _add_columns(c, "jobs", {"recovered": "INTEGER NOT NULL DEFAULT 0"})
 
 
 def _fill_branch_provenance(c: sqlite3.Connection) -> None:
@@ -108,11 +118,46 @@ def _fill_branch_provenance(c: sqlite3.Connection) -> None:
                        for repo, branch in spec.input_branches])
 
 
+def _add_columns(c: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    have = {r["name"] for r in c.execute(f"PRAGMA table_info({table})").fetchall()}
+    for name, decl in columns.items():
+        if name not in have:
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+
+def _pachd_model(c: sqlite3.Connection) -> None:
+    """Schema 3, pachd's model: projects; a branch always has a head (a repo has no branch
+    until its first commit), and an open commit is a commit its branch points at, so open
+    commits move into ``commits`` (``finished`` NULL) with their owner, and commits may be
+    finished with an error. The open commits of a schema 2 folder are dropped: their files were
+    never visible, and the process that held them (an older pix2pix) cannot finish them."""
+    _add_columns(c, "repos", {"project": "TEXT NOT NULL DEFAULT 'default'"})
+    _add_columns(c, "pipelines", {"project": "TEXT NOT NULL DEFAULT 'default'"})
+    _add_columns(c, "branches", {"created": "REAL NOT NULL DEFAULT 0",
+                                 "trigger": "TEXT NOT NULL DEFAULT ''"})
+    _add_columns(c, "commits", {"error": "TEXT NOT NULL DEFAULT ''", "pid": "INTEGER",
+                                "pid_start": "TEXT"})
+    _add_columns(c, "jobs", {"created": "REAL"})
+    c.execute("UPDATE jobs SET created=started WHERE created IS NULL")
+    c.execute("UPDATE branches SET created=COALESCE((SELECT MIN(started) FROM commits k WHERE "
+              "k.repo=branches.repo AND k.branch=branches.name), 0) WHERE created=0")
+    # A user repo's empty branch is no branch in pachd; pipeline branches keep theirs until
+    # their first job.
+    c.execute("DELETE FROM branches WHERE head IS NULL AND NOT EXISTS (SELECT 1 FROM "
+              "branch_provenance p WHERE p.repo=branches.repo AND p.branch=branches.name)")
+    if c.execute("SELECT name FROM sqlite_master WHERE name='open_commits'").fetchone():
+        c.execute("DELETE FROM staged WHERE commit_id IN (SELECT id FROM open_commits)")
+        c.execute("DROP TABLE open_commits")
+    c.execute("INSERT OR IGNORE INTO projects(name, description, created) VALUES "
+              "('default', '', COALESCE((SELECT MIN(created) FROM repos), 0))")
+
+
 # (version, step): the steps that take a folder to that version, in order; each runs once, in
 # the transaction that creates the tables of :data:`SCHEMA` the folder lacks.
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
     (2, _add_recovered),
     (2, _fill_branch_provenance),
+    (3, _pachd_model),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

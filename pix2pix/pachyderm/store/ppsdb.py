@@ -1,5 +1,5 @@
 """PPS records: pipelines and their versions, jobs, datums with their outputs, log lines, and the
-queue of pending triggers (commits and new pipelines whose jobs have not run yet)."""
+queue of pending jobs (created with their output commit, not run yet)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 
 from pix2pix.pachyderm.info import (DatumInfo, DatumInput, DatumState, JobInfo, JobState, LogLine,
                                     PipelineInfo, Provenance)
+from pix2pix.pachyderm.refs import split_name
 from pix2pix.pachyderm.store.db import dumps
 from pix2pix.pachyderm.store.pfsdb import Owner, PfsQueries
 
@@ -23,14 +24,33 @@ _COUNT_OF = {DatumState.SUCCESS: "processed", DatumState.SKIPPED: "skipped",
 
 @dataclass(frozen=True)
 class Trigger:
-    """A queued reason to run pipelines: a finished commit, or pipelines just created."""
+    """A queued job (``kind`` "job": ``pipeline`` and ``commit_id``, the job's ID). Schema 2
+    folders may still hold "commit" and "pipeline" triggers, which the engine turns into jobs."""
 
     seq: int
-    kind: str  # "commit" | "pipeline"
+    kind: str  # "job" | legacy "commit" | legacy "pipeline"
     repo: Optional[str] = None
     branch: Optional[str] = None
     commit_id: Optional[str] = None
     pipeline: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """The supervised process of a spout or service pipeline."""
+
+    pipeline: str
+    pid: Optional[int]
+    pid_start: Optional[str]
+    state: str  # starting | running | restarting | stopped
+    started: Optional[float]
+    url: str
+    serving: str  # the input commit(s) a service serves
+    restarts: int
+    detail: str
+
+
+_SERVICE_FIELDS = {"pid", "pid_start", "state", "started", "url", "serving", "restarts", "detail"}
 
 
 @dataclass(frozen=True)
@@ -56,9 +76,34 @@ class PpsQueries(PfsQueries):
         row = self._row(_PIPELINE_SQL + " WHERE p.name=?", (name,))
         return _pipeline_info(row) if row else None
 
-    def list_pipelines(self) -> list[PipelineInfo]:
-        """Newest first."""
-        return [_pipeline_info(r) for r in self._rows(_PIPELINE_SQL + " ORDER BY p.created DESC, p.name")]
+    def list_pipelines(self, project: Optional[str] = None) -> list[PipelineInfo]:
+        """Newest first (of one project, or all)."""
+        sql, args = _PIPELINE_SQL, []
+        if project is not None:
+            sql, args = sql + " WHERE p.project=?", [project]
+        return [_pipeline_info(r) for r in self._rows(sql + " ORDER BY p.created DESC, p.name", args)]
+
+    def pipeline_history(self, name: str) -> list[PipelineInfo]:
+        """Every version of a pipeline, newest first (the current one too)."""
+        current = self.get_pipeline(name)
+        if current is None:
+            return []
+        out = []
+        for r in self._rows("SELECT * FROM pipeline_versions WHERE name=? ORDER BY version DESC",
+                            (name,)):
+            spec = json.loads(r["spec"])
+            out.append(PipelineInfo(name=name, spec=spec, state=current.state, version=r["version"],
+                                    created=current.created, description=spec.get("description", ""),
+                                    salt=r["salt"], project=current.project,
+                                    last_job_state=current.last_job_state))
+        return out
+
+    def pipeline_version(self, name: str, version: int) -> Optional[PipelineInfo]:
+        """One stored version of a pipeline (what its jobs of that version run)."""
+        return next((p for p in self.pipeline_history(name) if p.version == version), None)
+
+    def set_pipeline_state(self, name: str, state: str) -> None:
+        self._exec("UPDATE pipelines SET state=? WHERE name=?", (state, name))
 
     def save_pipeline(self, name: str, spec_json: str, *, reprocess: bool) -> int:
         """Store a new version of a pipeline's spec (version 1 for a new one); a new salt for a
@@ -68,8 +113,9 @@ class PpsQueries(PfsQueries):
             old = self._row("SELECT version, created, salt FROM pipelines WHERE name=?", (name,))
             if old is None:
                 salt, version = uuid.uuid4().hex, 1
-                self._exec("INSERT INTO pipelines(name, spec, version, created, updated, salt) "
-                           "VALUES (?,?,?,?,?,?)", (name, spec_json, 1, now, now, salt))
+                self._exec("INSERT INTO pipelines(name, spec, version, created, updated, salt, "
+                           "project) VALUES (?,?,?,?,?,?,?)",
+                           (name, spec_json, 1, now, now, salt, split_name(name)[0]))
             else:
                 salt = uuid.uuid4().hex if reprocess else old["salt"]
                 version = old["version"] + 1
@@ -87,8 +133,11 @@ class PpsQueries(PfsQueries):
                 self._exec(f"DELETE FROM {table} WHERE pipeline=?", (name,))
             self._exec("DELETE FROM pipelines WHERE name=?", (name,))
             self._exec("DELETE FROM pipeline_versions WHERE name=?", (name,))
+            self._exec("DELETE FROM services WHERE pipeline=?", (name,))
             self._exec("DELETE FROM pending WHERE pipeline=?", (name,))
             self._exec("DELETE FROM branch_provenance WHERE repo=?", (name,))
+            self._exec("DELETE FROM pipeline_versions WHERE name=?", (name,))
+            self._exec("DELETE FROM services WHERE pipeline=?", (name,))
             if keep_repo:
                 self.set_repo_type(name, "user")
             else:
@@ -117,17 +166,35 @@ class PpsQueries(PfsQueries):
         row = self._row("SELECT * FROM jobs WHERE pipeline=? ORDER BY seq DESC LIMIT 1", (pipeline,))
         return _job_info(row) if row else None
 
-    def start_job(self, *, pipeline: str, job_id: str, version: int, salt: str,
-                  inputs: Iterable[Provenance], owner: Owner) -> None:
-        """A running job, replacing what an earlier (killed or failed) run of it left."""
+    def create_job(self, *, pipeline: str, job_id: str, version: int, salt: str,
+                   inputs: Iterable[Provenance]) -> None:
+        """A new job (created, queued to run) on the input commits of its output commit."""
+        with self.tx():
+            self._exec("INSERT INTO jobs(id, pipeline, state, created, spec_version, salt, inputs, "
+                       "output_commit) VALUES (?,?,?,?,?,?,?,?)",
+                       (job_id, pipeline, JobState.CREATED.value, time.time(), version, salt,
+                        dumps([p.__dict__ for p in inputs]), job_id))
+            self._exec("INSERT INTO pending(kind, pipeline, commit_id, created) VALUES "
+                       "('job', ?, ?, ?)", (pipeline, job_id, time.time()))
+
+    def start_job(self, pipeline: str, job_id: str, *, owner: Owner) -> None:
+        """The job is running, in this process; what an earlier (killed) run left is cleared."""
+        with self.tx():
+            for table in ("datums", "datum_outputs", "job_logs"):
+                self._exec(f"DELETE FROM {table} WHERE pipeline=? AND job_id=?", (pipeline, job_id))
+            self._exec("UPDATE jobs SET state=?, started=?, finished=NULL, reason='', "
+                       "failed_datum=NULL, processed=0, skipped=0, failed=0, recovered=0, total=0, "
+                       "pid=?, pid_start=? WHERE pipeline=? AND id=?",
+                       (JobState.RUNNING.value, time.time(), owner.pid, owner.start, pipeline,
+                        job_id))
+
+    def delete_job(self, pipeline: str, job_id: str) -> None:
+        """A job with its datums, outputs, logs and queue entry (its output commit stays)."""
         with self.tx():
             for table in ("datums", "datum_outputs", "job_logs"):
                 self._exec(f"DELETE FROM {table} WHERE pipeline=? AND job_id=?", (pipeline, job_id))
             self._exec("DELETE FROM jobs WHERE pipeline=? AND id=?", (pipeline, job_id))
-            self._exec("INSERT INTO jobs(id, pipeline, state, started, spec_version, salt, inputs, "
-                       "pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?)",
-                       (job_id, pipeline, JobState.RUNNING.value, time.time(), version, salt,
-                        dumps([p.__dict__ for p in inputs]), owner.pid, owner.start))
+            self.dequeue_job(pipeline, job_id)
 
     def update_job(self, pipeline: str, job_id: str, **fields) -> None:
         """Set some of a job's columns (state, counts, finished, reason, ...)."""
@@ -139,10 +206,9 @@ class PpsQueries(PfsQueries):
                    (*values, pipeline, job_id))
 
     def live_job_owners(self) -> list[tuple[str, str, Owner]]:
-        """(pipeline, job id, owner) of every job recorded as created or running."""
+        """(pipeline, job id, owner) of every job recorded as running."""
         return [(r["pipeline"], r["id"], Owner(r["pid"], r["pid_start"])) for r in self._rows(
-            "SELECT pipeline, id, pid, pid_start FROM jobs WHERE state IN (?, ?)",
-            (JobState.CREATED.value, JobState.RUNNING.value))]
+            "SELECT pipeline, id, pid, pid_start FROM jobs WHERE state=?", (JobState.RUNNING.value,))]
 
     # -- datums --------------------------------------------------------------------------------
     def previous_datums(self, pipeline: str, job_id: str) -> dict[str, tuple[str, str]]:
@@ -217,14 +283,27 @@ class PpsQueries(PfsQueries):
             "SELECT datum_id, message FROM job_logs WHERE pipeline=? AND job_id=? ORDER BY seq",
             (pipeline, job_id))]
 
-    # -- the trigger queue ---------------------------------------------------------------------
-    def enqueue_commit(self, repo: str, branch: str, commit_id: str) -> None:
-        self._exec("INSERT INTO pending(kind, repo, branch, commit_id, created) "
-                   "VALUES ('commit', ?, ?, ?, ?)", (repo, branch, commit_id, time.time()))
+    # -- long-running pipelines (spouts, services) -----------------------------------------------
+    def get_service(self, pipeline: str) -> Optional[ServiceRecord]:
+        row = self._row("SELECT * FROM services WHERE pipeline=?", (pipeline,))
+        return ServiceRecord(**dict(row)) if row else None
 
-    def enqueue_pipeline(self, name: str) -> None:
-        self._exec("INSERT INTO pending(kind, pipeline, created) VALUES ('pipeline', ?, ?)",
-                   (name, time.time()))
+    def set_service(self, pipeline: str, **fields) -> None:
+        """Create or update a pipeline's service record (state, pid, url, serving, ...)."""
+        bad = set(fields) - _SERVICE_FIELDS
+        if bad:
+            raise ValueError(f"not service fields: {sorted(bad)}")
+        with self.tx():
+            self._exec("INSERT OR IGNORE INTO services(pipeline, state) VALUES (?, 'starting')",
+                       (pipeline,))
+            if fields:
+                self._exec(f"UPDATE services SET {', '.join(f'{k}=?' for k in fields)} "
+                           "WHERE pipeline=?", (*fields.values(), pipeline))
+
+    def delete_service(self, pipeline: str) -> None:
+        self._exec("DELETE FROM services WHERE pipeline=?", (pipeline,))
+
+    # -- the trigger queue ---------------------------------------------------------------------
 
     def list_pending(self) -> list[Trigger]:
         return [Trigger(seq=r["seq"], kind=r["kind"], repo=r["repo"], branch=r["branch"],
@@ -233,6 +312,14 @@ class PpsQueries(PfsQueries):
 
     def dequeue(self, triggers: Iterable[Trigger]) -> None:
         self._exec_many("DELETE FROM pending WHERE seq=?", [(t.seq,) for t in triggers])
+
+    def job_queued(self, pipeline: str, job_id: str) -> bool:
+        return self._row("SELECT 1 FROM pending WHERE kind='job' AND pipeline=? AND commit_id=?",
+                         (pipeline, job_id)) is not None
+
+    def dequeue_job(self, pipeline: str, job_id: str) -> None:
+        self._exec("DELETE FROM pending WHERE kind='job' AND pipeline=? AND commit_id=?",
+                   (pipeline, job_id))
 
 
 _PIPELINE_SQL = ("SELECT p.*, (SELECT state FROM jobs j WHERE j.pipeline=p.name ORDER BY j.seq "
@@ -243,7 +330,8 @@ def _pipeline_info(row) -> PipelineInfo:
     spec = json.loads(row["spec"])
     return PipelineInfo(name=row["name"], spec=spec, state=row["state"], version=row["version"],
                         created=row["created"], last_job_state=row["last_job_state"],
-                        description=spec.get("description", ""), salt=row["salt"])
+                        description=spec.get("description", ""), salt=row["salt"],
+                        project=row["project"])
 
 
 def _job_info(r) -> JobInfo:
@@ -252,7 +340,7 @@ def _job_info(r) -> JobInfo:
                    skipped=r["skipped"], failed=r["failed"], total=r["total"],
                    output_commit=r["output_commit"], recovered=r["recovered"],
                    failed_datum=r["failed_datum"], reason=r["reason"],
-                   spec_version=r["spec_version"],
+                   spec_version=r["spec_version"], created=r["created"], salt=r["salt"],
                    inputs=[Provenance(**p) for p in json.loads(r["inputs"])])
 
 
