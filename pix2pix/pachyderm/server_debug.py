@@ -221,9 +221,7 @@ class _Dump:
 
     def _flush(self, tar: tarfile.TarFile) -> None:
         for name, data in self._files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            _add(tar, name, data)
         self._files.clear()
 
     def _over(self) -> bool:
@@ -367,10 +365,14 @@ def _targz(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
-            tar.addfile(info, io.BytesIO(data))
+            _add(tar, name, data)
     return out.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _chunks(data: bytes) -> Iterator[bytes]:

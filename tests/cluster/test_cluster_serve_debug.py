@@ -103,6 +103,12 @@ def test_dump_template_and_a_dump_of_one_pipeline(client, stub):
     assert "Kubernetes" in files["helm/error.txt"].decode()
     assert "nope" in files["pipelines/default/nope/error.txt"].decode()
     assert not any(name.startswith("source-repos/") for name in files)
+    # pachd 2.6's Dump: the same archive, without progress messages.
+    files = _untar(b"".join(c.value for c in stub.Dump(debug_pb2.DumpRequest())))
+    assert {"source-repos/default/images/repo.json", "pachd/local/pachd/version.txt"} <= set(files)
+    only = debug_pb2.Filter(pipeline=pps_proto.Pipeline(name="nope"))
+    files = _untar(b"".join(c.value for c in stub.Dump(debug_pb2.DumpRequest(filter=only))))
+    assert list(files) == ["pipelines/default/nope/error.txt"]
 
 
 def _spin_for_the_profile(stop: threading.Event) -> None:
@@ -141,8 +147,8 @@ def test_goroutine_profile_is_a_thread_dump_and_other_profiles_are_refused(stub)
         list(stub.Profile(debug_pb2.ProfileRequest(profile=debug_pb2.Profile(name="heap"))))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "'heap'" in e.value.details()
     with pytest.raises(grpc.RpcError) as e:
-        list(stub.Profile(debug_pb2.ProfileRequest(
-            profile=debug_pb2.Profile(name="cpu"), filter=debug_pb2.Filter(worker=debug_pb2.Worker(pod="w")))))
+        worker = debug_pb2.Filter(worker=debug_pb2.Worker(pod="w"))
+        list(stub.Profile(debug_pb2.ProfileRequest(profile=debug_pb2.Profile(name="cpu"), filter=worker)))
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "worker filter" in e.value.details()
 
 
