@@ -143,7 +143,8 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(), server)
     license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), server)
     transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(), server)
-    debug_pb2_grpc.add_DebugServicer_to_server(DebugServicer(adapter), server)
+    debug_pb2_grpc.add_DebugServicer_to_server(
+        DebugServicer(adapter, VersionServicer().GetVersion(None, None)), server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,48 +1,41 @@
 """pachd's debug API (``debug_v2.Debug``) for ``pix2pix local serve``: the same calls, answered
 with what this single process really has.
 
-- **DumpV2** (``client.dump()``) and the older **Dump**: a tar.gz of the engine's state, laid out
-  as pachd's dump lays out one pachd's (``source-repos/<project>/<repo>/``,
-  ``pipelines/<project>/<pipeline>/``, ``pachd/...``), streamed as pachd streams it: a progress
-  message after each item of each task, the archive in chunks. Each JSON file holds the engine's
-  own records (``pix2pix.pachyderm.info``, as a JSON array), not pachd's protobuf JSON::
+- **DumpV2** (``client.dump()``) and pachd 2.6's **Dump**: a tar.gz of the engine's state in the
+  layout of pachd's dump of one pachd, streamed as pachd streams it (a progress message after
+  each item of each task, the archive in chunks). The JSON files hold the engine's own records
+  (``pix2pix.pachyderm.info``), not pachd's protobuf JSON::
 
-      source-repos/default/<repo>/repo.json        the repo and its branches
-      source-repos/default/<repo>/commits.json     its commits, open ones included (finished: null)
-      pipelines/default/<name>/spec.json           the pipeline: spec, version, state
-      pipelines/default/<name>/repo.json, commits.json   its output repo, as above
-      pipelines/default/<name>/jobs.json           its jobs
-      pipelines/default/<name>/datums.json         every datum of every job (state, tries, log)
-      pipelines/default/<name>/logs.txt            its log lines: "<job> <datum or -> <message>"
-      pachd/local/pachd/version.txt                the version, as pachctl prints it
-      pachd/pods/local/pachd/threads.txt           a stack dump of every thread of the server
-      pachd/pods/local/binary.zip                  the server's code (see Binary)
+      source-repos/default/<repo>/repo.json, commits.json   a user repo, its branches, its commits
+                                                            (open ones too: "finished": null)
+      pipelines/default/<name>/spec.json                    the pipeline: spec, version, state
+      pipelines/default/<name>/repo.json, commits.json      its output repo, as above
+      pipelines/default/<name>/jobs.json, datums.json       its jobs; every datum of each
+      pipelines/default/<name>/logs.txt                     "<job> <datum or -> <message>" lines
+      pachd/local/pachd/version.txt                         the version, as pachctl prints it
+      pachd/pods/local/pachd/threads.txt, binary.zip        every thread's stack; the code
 
-  What pachd takes from Kubernetes and PostgreSQL (Helm releases, pod descriptions and logs,
-  Loki, the database) does not exist here: asked for, each becomes an ``error.txt`` saying so,
-  as pachd writes one for a part it could not collect, and the template never asks for them.
-- **Profile** ``cpu``: a sampling profile of this process for the requested duration (pachd's
-  default: one minute). Every thread's stack is sampled about 100 times a second
-  (``sys._current_frames``), and the CPU time each thread used since the previous sample (Linux:
-  /proc/self/task/<tid>/schedstat) is added to its current stack. Go's pprof format cannot be
-  produced for Python code, so the profile is a tar.gz (as pachd's) of ``cpu.folded``, Brendan
-  Gregg's folded stacks (``thread;outer (file:line);...;inner (file:line) <microseconds>``, what
-  flamegraph.pl, speedscope and inferno read) and ``cpu-profile.json`` (duration, samples, the
-  weight's unit). ``goroutine`` is the nearest equivalent of Go's goroutine dump: ``threads.txt``,
-  every thread's stack. Other profile names answer UNIMPLEMENTED naming the profile.
-- **Binary**: pachd sends its executable, so a profile can be read against it; this server's
-  code is the installed ``pix2pix`` package's source, sent as a zip (``pix2pix/...``).
-- **SetLogLevel**: sets the ``pix2pix`` logger (``pachyderm``) or the ``grpc`` logger for
-  ``duration``, then restores it, as pachd does (a zero duration restores it at once).
-- **GetDumpV2Template**: the request ``client.dump()`` sends: this server's pipelines, input
-  repos, the version, the thread dump and the code; nothing from Kubernetes or a database.
+  What pachd takes from Kubernetes or PostgreSQL (Helm, pod descriptions and logs, Loki, the
+  database) is not here: asked for, each is an ``error.txt`` saying so, as pachd writes one for
+  a part it could not collect; GetDumpV2Template never asks for them.
+- **Profile** ``cpu``: every thread's stack sampled about 100 times a second for the requested
+  duration (pachd's default: a minute), each sample weighted by the CPU time its thread used
+  since the last one (Linux's /proc/self/task/<tid>/schedstat). Go's pprof cannot describe
+  Python code, so the answer is a tar.gz (as pachd's) of ``cpu.folded``, Brendan Gregg's folded
+  stacks (``thread;outer (file:line);...;inner (file:line) <microseconds>``, as flamegraph.pl,
+  speedscope and inferno read them) and ``cpu-profile.json``. ``goroutine``, the nearest
+  equivalent of Go's goroutine dump, is ``threads.txt``; other profiles answer UNIMPLEMENTED.
+- **Binary**: pachd sends its executable, to read profiles against; this server's code is the
+  installed ``pix2pix`` package's source, sent as a zip (``pix2pix/...``).
+- **SetLogLevel**: the ``pix2pix`` (pachyderm) or ``grpc`` logger's level for ``duration``, then
+  back, as pachd (a zero duration puts it back at once).
 
-Only this server process can be profiled or dumped: a filter naming a worker (transforms run as
-short-lived local processes) or the database answers UNIMPLEMENTED, saying so.
+Only this process can be profiled or dumped: a worker or database filter answers UNIMPLEMENTED.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -60,6 +53,7 @@ from typing import Any, Callable, Iterator
 import grpc
 from google.protobuf import wrappers_pb2
 from python_pachyderm.proto.v2.debug import debug_pb2, debug_pb2_grpc
+from python_pachyderm.proto.v2.version.versionpb import version_pb2
 
 from pix2pix.pachyderm.server_base import Abort, complete
 
@@ -74,16 +68,21 @@ LOGGERS = {"pachyderm": "pix2pix", "grpc": "grpc"}
 _LEVELS = {debug_pb2.SetLogLevelRequest.DEBUG: logging.DEBUG,
            debug_pb2.SetLogLevelRequest.INFO: logging.INFO,
            debug_pb2.SetLogLevelRequest.ERROR: logging.ERROR}
+NO_DATABASE = ("pix2pix local serve has no PostgreSQL database: the engine keeps its state in its "
+               "state folder; its records are in source-repos/ and pipelines/ of this dump")
 NOT_HERE = ("pix2pix local serve runs without Kubernetes: there are no pods, Helm releases or "
             "Loki here (the engine's own logs are under pipelines/)")
 
 
 @complete(debug_pb2.DESCRIPTOR.services_by_name["Debug"])
 class DebugServicer(debug_pb2_grpc.DebugServicer):
-    """The debug service over one server's :class:`~pix2pix.pachyderm.server_engine.EngineAdapter`."""
+    """The debug service over one server's :class:`~pix2pix.pachyderm.server_engine.EngineAdapter`;
+    ``version`` is the server's answer to GetVersion."""
 
-    def __init__(self, adapter) -> None:
+    def __init__(self, adapter, version: version_pb2.Version) -> None:
         self.adapter = adapter
+        # As pachctl prints a version (major.minor.micro, then ``additional``).
+        self.version = f"{version.major}.{version.minor}.{version.micro}{version.additional}"
         self._levels = _LevelResetter()
 
     def GetDumpV2Template(self, request, context):
@@ -97,7 +96,7 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
     def DumpV2(self, request, context):
         timeout = request.timeout.ToTimedelta().total_seconds() if request.HasField("timeout") else 0
         deadline = time.monotonic() + (timeout or DEFAULT_DUMP_TIMEOUT_S)
-        dump = _Dump(self.adapter.engine, deadline, context.is_active)
+        dump = _Dump(self.adapter.engine, self.version, deadline, context.is_active)
         tasks = []
         if request.input_repos:
             tasks.append(("source-repos", dump.input_repos))
@@ -106,9 +105,9 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
             tasks.append(("pipelines", lambda: dump.pipelines(names)))
         sys_ = request.system
         if sys_.helm:
-            tasks.append(("helm", lambda: dump.not_here("helm", "Helm releases")))
+            tasks.append(("helm", lambda: dump.note("helm", f"no Helm releases: {NOT_HERE}")))
         if sys_.database:
-            tasks.append(("database", dump.database))
+            tasks.append(("database", lambda: dump.note("database", NO_DATABASE)))
         if sys_.version:
             tasks.append(("version", dump.version))
         for kind, apps in (("describes", sys_.describes), ("logs", sys_.logs),
@@ -127,11 +126,9 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
 
     def Dump(self, request, context):
         """pachd 2.6's dump (2.7 deprecated it for DumpV2): the same archive, no progress."""
-        dump = _Dump(self.adapter.engine, time.monotonic() + DEFAULT_DUMP_TIMEOUT_S,
+        dump = _Dump(self.adapter.engine, self.version, time.monotonic() + DEFAULT_DUMP_TIMEOUT_S,
                      context.is_active, limit=request.limit or None)
-        which = request.filter.WhichOneof("filter") if request.HasField("filter") else None
-        if which in ("worker", "database"):
-            raise Abort(grpc.StatusCode.UNIMPLEMENTED, _only_this_process("Dump", which))
+        which = _this_process_only("Dump", request, also="pipeline")
         tasks = [("version", dump.version),
                  ("profiles", lambda: dump.for_apps([debug_pb2.App(name=APP)], dump.threads))]
         if which == "pipeline":
@@ -145,9 +142,7 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
                 yield wrappers_pb2.BytesValue(value=chunk)
 
     def Profile(self, request, context):
-        which = request.filter.WhichOneof("filter") if request.HasField("filter") else None
-        if which not in (None, "pachd"):
-            raise Abort(grpc.StatusCode.UNIMPLEMENTED, _only_this_process("Profile", which))
+        _this_process_only("Profile", request)
         name = request.profile.name
         if name == "cpu":
             seconds = (request.profile.duration.ToTimedelta().total_seconds()
@@ -165,9 +160,7 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
             yield wrappers_pb2.BytesValue(value=chunk)
 
     def Binary(self, request, context):
-        which = request.filter.WhichOneof("filter") if request.HasField("filter") else None
-        if which not in (None, "pachd"):
-            raise Abort(grpc.StatusCode.UNIMPLEMENTED, _only_this_process("Binary", which))
+        _this_process_only("Binary", request)
         for chunk in _chunks(source_zip()):
             yield wrappers_pb2.BytesValue(value=chunk)
 
@@ -186,19 +179,25 @@ class DebugServicer(debug_pb2_grpc.DebugServicer):
         return debug_pb2.SetLogLevelResponse(affected_pods=[POD])
 
 
-def _only_this_process(call: str, which: str) -> str:
-    return (f"{call} with a {which} filter is not served by `pix2pix local serve`: it has no "
-            "workers or database of its own (transforms run as short-lived local processes); "
-            "only the server itself (no filter, or pachd) can be asked")
+def _this_process_only(call: str, request, also: str = "") -> str | None:
+    """The request's filter (None, "pachd" or ``also``); any other answers UNIMPLEMENTED."""
+    which = request.filter.WhichOneof("filter") if request.HasField("filter") else None
+    if which not in (None, "pachd", also):
+        raise Abort(grpc.StatusCode.UNIMPLEMENTED,
+                    f"{call} with a {which} filter is not served by `pix2pix local serve`: it has "
+                    "no workers or database of its own (transforms run as short-lived local "
+                    "processes); only the server itself (no filter, or pachd) can be asked")
+    return which
 
 
 # -- the dump -----------------------------------------------------------------------------------
 class _Dump:
     """The files of a dump, task by task, into one streamed tar.gz."""
 
-    def __init__(self, engine, deadline: float, is_active: Callable[[], bool],
+    def __init__(self, engine, version: str, deadline: float, is_active: Callable[[], bool],
                  limit: int | None = None) -> None:
-        self.engine, self.deadline, self.is_active, self.limit = engine, deadline, is_active, limit
+        self.engine, self.server_version, self.deadline = engine, version, deadline
+        self.is_active, self.limit = is_active, limit
         self._files: dict[str, bytes] = {}
 
     def stream(self, tasks: list[tuple[str, Callable[[], Iterator[int]]]]) -> Iterator[Any]:
@@ -224,47 +223,33 @@ class _Dump:
             _add(tar, name, data)
         self._files.clear()
 
-    def _over(self) -> bool:
-        return time.monotonic() > self.deadline
-
-    def _timed_out(self, prefix: str) -> None:
-        self._files[f"{prefix}/error.txt"] = b"the dump's timeout passed before this was collected\n"
-
-    # Tasks: each yields (items done, items in all) after each item.
-    def input_repos(self) -> Iterator[tuple[int, int]]:
-        repos = [r for r in self.engine.list_repos() if r.type == "user"]
-        for i, r in enumerate(repos, 1):
-            prefix = f"source-repos/{_project(r)}/{r.name}"
-            if self._over():
-                self._timed_out(prefix)
-            else:
-                self._repo(prefix, r.name)
-            yield i, len(repos)
-
-    def pipelines(self, names: list[str]) -> Iterator[tuple[int, int]]:
+    def _each(self, folder: str, names: list[str], collect: Callable[[str, str], None]):
+        """``collect(prefix, name)`` for each name; a failure or the timeout is its error.txt."""
         for i, name in enumerate(names, 1):
-            prefix = f"pipelines/{PROJECT}/{name}"
+            prefix = f"{folder}/{PROJECT}/{name}"
             try:
-                if self._over():
-                    self._timed_out(prefix)
-                else:
-                    self._pipeline(prefix, name)
-            except Exception as e:  # noqa: BLE001 - one missing pipeline must not end the dump
+                if time.monotonic() > self.deadline:
+                    raise TimeoutError("the dump's timeout passed before this was collected")
+                collect(prefix, name)
+            except Exception as e:  # noqa: BLE001 - one missing item must not end the dump
                 self._files[f"{prefix}/error.txt"] = f"{type(e).__name__}: {e}\n".encode()
             yield i, len(names)
 
+    # Tasks: each yields (items done, items in all) after each item.
+    def input_repos(self) -> Iterator[tuple[int, int]]:
+        users = [r.name for r in self.engine.list_repos() if r.type == "user"]
+        return self._each("source-repos", users, self._repo)
+
+    def pipelines(self, names: list[str]) -> Iterator[tuple[int, int]]:
+        return self._each("pipelines", names, self._pipeline)
+
     def version(self) -> Iterator[tuple[int, int]]:
-        self._files[f"{APP}/{POD}/{APP}/version.txt"] = f"{version_string()}\n".encode()
+        self._files[f"{APP}/{POD}/{APP}/version.txt"] = f"{self.server_version}\n".encode()
         yield 1, 1
 
-    def database(self) -> Iterator[tuple[int, int]]:
-        self._files["database/error.txt"] = (
-            b"pix2pix local serve has no PostgreSQL database: the engine keeps its state in its "
-            b"state folder; its records are in source-repos/ and pipelines/ of this dump\n")
-        yield 1, 1
-
-    def not_here(self, prefix: str, what: str) -> Iterator[tuple[int, int]]:
-        self._files[f"{prefix}/error.txt"] = f"no {what}: {NOT_HERE}\n".encode()
+    def note(self, prefix: str, text: str) -> Iterator[tuple[int, int]]:
+        """What pachd would collect there and this server has not: ``<prefix>/error.txt``."""
+        self._files[f"{prefix}/error.txt"] = f"{text}\n".encode()
         yield 1, 1
 
     def apps_not_here(self, kind: str, apps) -> Iterator[tuple[int, int]]:
@@ -312,10 +297,6 @@ class _Dump:
         self._files[f"{prefix}/logs.txt"] = "".join(f"{ln}\n" for ln in lines).encode()
 
 
-def _project(record: Any) -> str:
-    return getattr(record, "project", None) or PROJECT
-
-
 def _app_dir(app) -> str:
     """Where pachd puts an app's files: ``pipelines/<project>/<name>`` or the app's name."""
     if app.HasField("pipeline"):
@@ -330,14 +311,6 @@ def _json(value: Any) -> bytes:
         return str(v)
 
     return (json.dumps(value, indent=2, default=plain) + "\n").encode()
-
-
-def version_string() -> str:
-    """The version as pachctl prints it (major.minor.micro, then ``additional``)."""
-    from pix2pix import __version__
-    from pix2pix.pachyderm.server import PACHD_VERSION
-
-    return "{}.{}.{}".format(*PACHD_VERSION) + f"pix2pix-local-{__version__}"
 
 
 class _Sink(io.RawIOBase):
@@ -399,7 +372,7 @@ def thread_dump() -> str:
     """Every Python thread of this process, by name, with its stack (innermost call last)."""
     threads = {t.ident: t for t in threading.enumerate()}
     frames = sys._current_frames()
-    out = [f"pix2pix local serve {version_string()}, pid {os.getpid()}, {len(frames)} threads, "
+    out = [f"pix2pix local serve, pid {os.getpid()}, {len(frames)} threads, "
            f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"]
     for ident, frame in sorted(frames.items(), key=lambda kv: _thread_name(threads, kv[0])):
         t = threads.get(ident)
@@ -419,10 +392,10 @@ def cpu_profile(seconds: float, is_active: Callable[[], bool] = lambda: True,
     """Sample every other thread's stack for ``seconds``; returns (folded stacks, metadata).
 
     Each sample adds to a thread's current stack the CPU time that thread used since the previous
-    sample (microseconds), so idle threads (waiting on a lock or a socket) add nothing. (A stack
-    through a running generator can come out cut short: CPython 3.11 may not link its frame
-    to the caller's.) Without
-    per-thread CPU clocks (not Linux) each sample adds 1 to every thread: a wall-clock profile.
+    sample (microseconds), so idle threads (waiting on a lock or a socket) add nothing. Without
+    per-thread CPU clocks (no schedstat) each sample adds 1 to every thread: a wall clock
+    profile. (A stack through a running generator can come out cut short: CPython 3.11 may not
+    link its frame to its caller's.)
     """
     me = threading.get_ident()
     clock = _thread_cpu_clock()
@@ -454,7 +427,7 @@ def cpu_profile(seconds: float, is_active: Callable[[], bool] = lambda: True,
     meta = {"format": "folded stacks (flamegraph.pl): thread;outer;...;inner weight",
             "weight": "CPU microseconds" if clock else "samples (wall clock)",
             "duration_s": seconds, "interval_s": interval_s, "samples": samples,
-            "pid": os.getpid(), "server": version_string()}
+            "pid": os.getpid()}
     return folded, meta
 
 
@@ -468,45 +441,28 @@ def _folded(thread: str, frame) -> str:
     return ";".join([thread.replace(";", ":"), *reversed(names)]).replace("\n", " ")
 
 
-_SHORT: dict[str, str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _short(filename: str) -> str:
     """A file as its import path (``pix2pix/pachyderm/engine.py``) where it is under sys.path."""
-    found = _SHORT.get(filename)
-    if found is None:
-        found = filename
-        for root in sorted((p for p in sys.path if p), key=len, reverse=True):
-            if filename.startswith(root.rstrip(os.sep) + os.sep):
-                found = filename[len(root.rstrip(os.sep)) + 1:]
-                break
-        _SHORT[filename] = found = found.replace(";", ":")
-    return found
+    for root in sorted((p.rstrip(os.sep) for p in sys.path if p), key=len, reverse=True):
+        if filename.startswith(root + os.sep):
+            return filename[len(root) + 1:].replace(";", ":")
+    return filename.replace(";", ":")
 
 
 def _thread_cpu_clock() -> Callable[[int | None], float | None] | None:
-    """A function: native thread ID -> CPU seconds it used, from Linux's per-thread schedstat
-    (nanoseconds) or stat (clock ticks); None where /proc has neither."""
+    """A function: native thread ID -> CPU seconds it used (Linux's per-thread schedstat, in
+    nanoseconds); None where /proc has none."""
     task = Path("/proc/self/task")
-    me = threading.get_native_id()
-    if (task / str(me) / "schedstat").is_file():
-        def schedstat(tid: int | None) -> float | None:
-            try:
-                return int((task / str(tid) / "schedstat").read_text().split()[0]) / 1e9
-            except (OSError, ValueError, IndexError):
-                return None
-        return schedstat
-    if (task / str(me) / "stat").is_file():
-        tick = os.sysconf("SC_CLK_TCK")
+    if not (task / str(threading.get_native_id()) / "schedstat").is_file():
+        return None
 
-        def stat(tid: int | None) -> float | None:
-            try:
-                fields = (task / str(tid) / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-            except (OSError, ValueError, IndexError):
-                return None
-        return stat
-    return None
+    def schedstat(tid: int | None) -> float | None:
+        try:
+            return int((task / str(tid) / "schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+    return schedstat
 
 
 # -- log levels ---------------------------------------------------------------------------------
