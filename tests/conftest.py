@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytest_plugins = ["conformance.conformance_summary"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PIX2PIX_SHARED", REPO.parent / "shared"))
 

@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from python_pachyderm.proto.v2.admin import admin_pb2, admin_pb2_grpc
 from python_pachyderm.proto.v2.auth import auth_pb2, auth_pb2_grpc
+from python_pachyderm.proto.v2.debug import debug_pb2_grpc
 from python_pachyderm.proto.v2.identity import identity_pb2, identity_pb2_grpc
 from python_pachyderm.proto.v2.license import license_pb2, license_pb2_grpc
 from python_pachyderm.proto.v2.pfs import pfs_pb2_grpc
@@ -86,6 +87,7 @@ class LicenseServicer(license_pb2_grpc.APIServicer):
 
 
 def _served_table() -> dict[str, tuple[str, ...]]:
+    from pix2pix.pachyderm.server_debug import DebugServicer
     from pix2pix.pachyderm.server_pfs import PfsServicer
     from pix2pix.pachyderm.server_pps import PpsServicer
     from pix2pix.pachyderm.server_txn import TransactionServicer
@@ -95,6 +97,7 @@ def _served_table() -> dict[str, tuple[str, ...]]:
             "versionpb_v2.API": VersionServicer.SERVED, "admin_v2.API": AdminServicer.SERVED,
             "auth_v2.API, identity_v2.API, license_v2.API": (f"every method answers: {AUTH_OFF}",),
             "transaction_v2.API": TransactionServicer.SERVED,
+            "debug_v2.Debug": DebugServicer.SERVED,
             "grpc.health.v1.Health": ("Check",)}
 
 
@@ -113,6 +116,7 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     Raises:
         ClusterError: the port cannot be bound (in use, or not allowed).
     """
+    from pix2pix.pachyderm.server_debug import DebugServicer
     from pix2pix.pachyderm.server_engine import EngineAdapter
     from pix2pix.pachyderm.server_pfs import PfsServicer
     from pix2pix.pachyderm.server_pps import PpsServicer, v2_handler
@@ -135,6 +139,8 @@ def serve(state_dir: Path, port: int = 0, *, host: str = HOST, max_workers: int 
     identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(), server)
     license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), server)
     transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(adapter), server)
+    debug_pb2_grpc.add_DebugServicer_to_server(
+        DebugServicer(adapter, VersionServicer().GetVersion(None, None)), server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
