@@ -56,7 +56,7 @@ GRID_PERIOD = 8
 OTHER_STATS = {"image": "running", "running": "image"}
 # Project options the benchmark sets itself or that do not apply to an in-memory run.
 _NOT_PROJECT = {"max_steps", "max_epochs", "batch_size", "seed", "save_freq", "keep_checkpoints",
-                "summary_freq", "crop_size"}
+                "summary_freq", "crop_size", "wandb", "display_freq", "val_freq"}
 
 
 # --------------------------------------------------------------------------- the two trainers
@@ -88,6 +88,11 @@ def project_configs(overrides: dict[str, Any], *, crop_size: int, flag: str = "-
                          "by both models: use the benchmark's own flags)")
     model = build(ModelConfig, {**overrides, "crop_size": crop_size}, source=flag)
     train = build(TrainConfig, overrides, source=flag)
+    if train.lr_policy == "plateau":
+        raise UsageError(f"{flag} lr_policy=plateau: the benchmark holds no validation pairs "
+                         "back; use pix2pix train with --val_fraction or --val_dir")
+    from pix2pix.train import check_options
+    check_options(model, train)
     return model, train
 
 
@@ -194,9 +199,9 @@ def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool
     run, whatever precision training used: the weight average when the run kept one
     (``ema_decay`` > 0), else the last weights; ``last``: the last weights regardless.
     ``test_stats``, ``test_dropout``: None for the trained model's own settings."""
-    from pix2pix.model.networks import unet_generator
+    from pix2pix.model.networks import build_generator
     c = trainer.cfg
-    g = unet_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
+    g = build_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
                        test_dropout=c.test_dropout if test_dropout is None else test_dropout,
                        dtype="float32")
     source = trainer.generator_average

@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options,
-                            saved_model_config, saved_train_options)
+from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, aliases, build, from_dict,
+                            save_options, saved_model_config, saved_train_options)
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -52,16 +52,19 @@ def load_params(path: Path) -> dict[str, dict[str, Any]]:
         raise UsageError(f"{path}: expected a mapping of options, got {type(raw).__name__}")
     out: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
     owner = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
+    alias = {a: n for cls in GROUPS.values() for a, n in aliases(cls).items()}
+    owner.update({a: owner[n] for a, n in alias.items()})
     for key, value in raw.items():
         if key in GROUPS:
             if not isinstance(value, dict):
                 raise UsageError(f"{path}: group {key!r} must be a mapping")
+            value = {alias.get(k, k): v for k, v in value.items()}
             unknown = sorted(set(value) - {f.name for f in fields(GROUPS[key])})
             if unknown:
                 raise UsageError(f"{path}: unknown {key} option(s) {', '.join(unknown)}")
             out[key].update(value)
         elif key in owner:
-            out[owner[key]][key] = value
+            out[owner[key]][alias.get(key, key)] = value
         else:
             raise UsageError(f"{path}: unknown option {key!r}; groups are model, data, train "
                              "or flat option names as in `pix2pix train --help`")
@@ -124,20 +127,24 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
     return model, data, train
 
 
-def check_options(model: ModelConfig, train: TrainConfig) -> None:
+def check_options(model: ModelConfig, train: TrainConfig, data: DataConfig | None = None) -> None:
     """Refuse values the networks or the loop cannot use, naming the option."""
-    levels = {"unet_256": 8, "unet_128": 7}[model.generator]
-    if model.crop_size < 2 ** levels or model.crop_size % 2 ** levels:
-        raise UsageError(f"--crop_size {model.crop_size}: {model.generator} needs a multiple "
-                         f"of {2 ** levels} (e.g. --crop_size {2 ** levels}); or pick the other "
-                         "--generator")
+    from pix2pix.model.networks import generator_size_error, patch_grid, scale_sizes
+    data = data or DataConfig()
+    if (why := generator_size_error(model)) is not None:
+        raise UsageError(why)
     positive = {"ngf": model.ngf, "ndf": model.ndf, "input_nc": model.input_nc,
                 "output_nc": model.output_nc, "batch_size": train.batch_size,
                 "save_freq": train.save_freq, "keep_checkpoints": train.keep_checkpoints,
-                "lr": train.lr, "clip_grad": train.clip_grad, "norm_epsilon": model.norm_epsilon}
+                "lr": train.lr, "clip_grad": train.clip_grad, "norm_epsilon": model.norm_epsilon,
+                "num_D": model.num_D, "lr_decay_iters": train.lr_decay_iters,
+                "val_freq": train.val_freq, "display_freq": train.display_freq,
+                "patches_per_image": data.patches_per_image}
     non_negative = {"max_steps": train.max_steps, "max_epochs": train.max_epochs,
                     "summary_freq": train.summary_freq, "l1_weight": train.l1_weight,
-                    "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs}
+                    "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs,
+                    "lambda_gp": train.lambda_gp, "lambda_feat": train.lambda_feat,
+                    "lambda_perceptual": train.lambda_perceptual}
     for name, value in positive.items():
         if value is not None and value <= 0:
             raise UsageError(f"--{name} {value}: must be greater than 0")
@@ -147,6 +154,32 @@ def check_options(model: ModelConfig, train: TrainConfig) -> None:
     for name in ("beta1", "ema_decay"):
         if not 0 <= getattr(train, name) < 1:
             raise UsageError(f"--{name} {getattr(train, name)}: must be in [0, 1)")
+    if not 0 <= data.val_fraction < 1:
+        raise UsageError(f"--val_fraction {data.val_fraction}: must be in [0, 1)")
+    if data.val_fraction and data.val_dir:
+        raise UsageError("--val_fraction and --val_dir: give one validation set, not both")
+    if train.lr_policy == "plateau" and not (data.val_fraction or data.val_dir):
+        raise UsageError("--lr_policy plateau watches a validation L1: give --val_fraction "
+                         "(e.g. 0.1) or --val_dir")
+    coarsest = scale_sizes(model)[-1]
+    if patch_grid(coarsest, model.netd_receptive_field) < 1:
+        raise UsageError(f"--num_D {model.num_D}: the coarsest discriminator would see "
+                         f"{coarsest}x{coarsest} pairs, too small for the "
+                         f"{model.netd_receptive_field}-pixel PatchGAN; lower --num_D or "
+                         "--netd_receptive_field, or raise --crop_size")
+    if train.perceptual_loss == "vgg19":
+        if model.output_nc != 3:
+            raise UsageError(f"--perceptual_loss vgg19 compares RGB images; output_nc is "
+                             f"{model.output_nc}")
+        from pix2pix.model.perceptual import weights_path
+        weights_path(train.vgg_weights)
+    if train.wandb is not None:
+        if not train.wandb.strip():
+            raise UsageError("--wandb: give a project name")
+        import importlib.util
+        if importlib.util.find_spec("wandb") is None:
+            raise UsageError("--wandb: the wandb package is not installed; pip install "
+                             "'pix2pix-pachyderm[wandb]' (or wandb), or drop --wandb")
 
 
 # --------------------------------------------------------------------------- loop
