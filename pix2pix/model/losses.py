@@ -80,7 +80,8 @@ def gradient_penalty(critic: Callable[[tf.Tensor, tf.Tensor], list], inp: tf.Ten
     with tf.GradientTape() as tape:
         tape.watch([inp, mixed])
         score = tf.add_n([tf.reduce_sum(tf.cast(s, tf.float32)) for s in critic(inp, mixed)])
-    g_inp, g_mixed = tape.gradient(score, [inp, mixed])
+    g_inp, g_mixed = tape.gradient(score, [inp, mixed],
+                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
     grads = tf.concat([tf.reshape(g_inp, [n, -1]), tf.reshape(g_mixed, [n, -1])], axis=1)
     # + 1e-16 as junyanz: the norm's gradient is undefined at 0.
     return weight * tf.reduce_mean(tf.square(tf.norm(grads + 1e-16, axis=1) - 1.0))

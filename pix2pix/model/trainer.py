@@ -67,6 +67,7 @@ class Trainer:
                 avg.assign(w)
             parts["generator_average"] = self.generator_average
         self.checkpoint = tf.train.Checkpoint(**parts)
+        self._infer = None  # the generator in inference mode, for validation_l1
         s = model.crop_size
         self.train_step = tf.function(
             self._train_step, jit_compile=train.jit_compile, reduce_retracing=True,
@@ -121,6 +122,32 @@ class Trainer:
         critic = lambda a, b: [o[-1] for o in self.D(a, b, training=True)]  # noqa: E731
         gp = gradient_penalty(critic, inp, tar, fake, weight=c.lambda_gp)
         return {"d_loss": d_loss + gp, "d_gp": gp}
+
+    def validation_l1(self, batches) -> float:
+        """Mean |G(input) - target| (the [-1, 1] scale of g_l1) of the generator being trained,
+        in inference mode, over ``batches`` of (input, target, name); pairs larger than
+        crop_size (patch training) are cut into the crop_size tiles that cover them."""
+        import numpy as np
+
+        from pix2pix.tiling import grid
+        s = self.model_cfg.crop_size
+        if self._infer is None:
+            self._infer = tf.function(lambda x: self.generator(x, training=False),
+                                      input_signature=[tf.TensorSpec(
+                                          [None, s, s, self.model_cfg.input_nc], tf.float32)])
+        total, count = 0.0, 0
+        for inp, tar, _name in batches:
+            inp, tar = inp.numpy(), tar.numpy()
+            h, w = inp.shape[1:3]
+            if (h, w) != (s, s):
+                cut = lambda x: np.stack([x[i, y:y + s, x0:x0 + s]  # noqa: E731
+                                          for i in range(x.shape[0]) for y in grid(h, s, 0)
+                                          for x0 in grid(w, s, 0)])
+                inp, tar = cut(inp), cut(tar)
+            out = self._infer(tf.constant(inp)).numpy()
+            total += float(np.abs(out - tar).sum())
+            count += tar.size
+        return total / max(count, 1)
 
     def update_average(self) -> None:
         """avg <- d * avg + (1 - d) * w for every generator weight (batch-norm statistics too).
