@@ -67,7 +67,8 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
         def translate(x):  # noqa: F811
             return np.stack([translate_tiled(
                 to_uint8(image).numpy(), lambda b: np.asarray(whole(from_uint8(b))), size=crop,
-                overlap=GenerateOptions.overlap, batch_size=GenerateOptions.batch_size)
+                overlap=min(GenerateOptions.overlap, crop // 4),
+                batch_size=GenerateOptions.batch_size)
                 for image in x])
     dataset, _ = dataset_fn(Path(input_dir), data=data, crop_size=crop, batch_size=1,
                             training=False, seed=None)
