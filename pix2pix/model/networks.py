@@ -278,12 +278,14 @@ def resnet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
     inputs = keras.Input((s, s, cfg.input_nc), name="input")            # (bs, 256, 256, 3)
     x = _conv_norm_relu(inputs, f, 7, name="c7s1", **kw)                # (bs, 256, 256, 64)
     # PyTorch's Conv2d(3, stride 2, padding 1): zero padding on both sides, then a valid conv.
-    x = _conv_norm_relu(x, f * 2, 3, stride=2, pad="zero", name="down1", **kw)  # (bs, 128, 128, 128)
-    x = _conv_norm_relu(x, f * 4, 3, stride=2, pad="zero", name="down2", **kw)  # (bs, 64, 64, 256)
+    x = _conv_norm_relu(x, f * 2, 3, stride=2, pad="zero", name="down1",
+                        **kw)                                           # (bs, 128, 128, 128)
+    x = _conv_norm_relu(x, f * 4, 3, stride=2, pad="zero", name="down2",
+                        **kw)                                           # (bs, 64, 64, 256)
     for i in range(RESNET_BLOCKS[cfg.generator]):                       # (bs, 64, 64, 256)
         x = _res_block(x, f * 4, name=f"res{i + 1}", dropout=not cfg.no_dropout,
                        test_dropout=test_dropout, **kw)
-    for i, filters in enumerate((f * 2, f)):                           # (bs, 128, 128, 128), (bs, 256, 256, 64)
+    for i, filters in enumerate((f * 2, f)):  # (bs, 128, 128, 128), then (bs, 256, 256, 64)
         # PyTorch's ConvTranspose2d(3, stride 2, padding 1, output_padding 1): the full
         # (2n + 1)-pixel output less its first row and column.
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=False,

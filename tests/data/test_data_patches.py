@@ -12,7 +12,7 @@ from pix2pix.config import DataConfig
 from pix2pix.data.dataset import find_pairs, grid_tile, held_back, make_dataset
 from pix2pix.errors import DataError
 from pix2pix.tiling import grid
-from tests.data.conftest import random_image, write_ab
+from tests.data.conftest import random_image, write_ab, write_inverse_pairs
 
 CROP = 32
 
@@ -20,12 +20,8 @@ CROP = 32
 @pytest.fixture
 def large_pairs(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """Three 80x72 A|B pairs (larger than the model in both sides), B = 255 - A."""
-    d, images = tmp_path / "pairs", {}
-    for i in range(3):
-        a = random_image(80, 72, seed=i)
-        write_ab(d / f"{i}.png", a, 255 - a)
-        images[f"{i}.png"] = a
-    return d, images
+    d = tmp_path / "pairs"
+    return d, write_inverse_pairs(d, h=80, w=72)
 
 
 def _u8(x) -> np.ndarray:

@@ -42,7 +42,9 @@ def test_gradient_penalty_of_a_linear_critic_is_hand_computed():
     is lambda (||(w_a, w_b)||_2 - 1)^2 whatever the interpolation."""
     rng = np.random.default_rng(0)
     wa, wb = (rng.normal(size=(2, 4, 4, 3)).astype(np.float32) * 0.1 for _ in range(2))
-    critic = lambda a, b: [tf.reduce_sum(a * wa, [1, 2, 3]) + tf.reduce_sum(b * wb, [1, 2, 3])]  # noqa: E731
+    def critic(a, b):
+        return [tf.reduce_sum(a * wa, [1, 2, 3]) + tf.reduce_sum(b * wb, [1, 2, 3])]
+
     inp, real, fake = (tf.constant(rng.uniform(-1, 1, (2, 4, 4, 3)), tf.float32) for _ in range(3))
     gp = gradient_penalty(critic, inp, real, fake, weight=10.0)
     norms = [np.sqrt((wa[i] ** 2).sum() + (wb[i] ** 2).sum()) for i in range(2)]
@@ -83,7 +85,8 @@ def test_feature_matching_is_pix2pixhd_weighted_l1():
     # Only the fake side is trained: the real activations are constants.
     r = tf.Variable(real[1][0])
     with tf.GradientTape() as tape:
-        loss = feature_matching_loss([[r, tf.zeros([1])]], [[tf.constant(fake[1][0]), tf.zeros([1])]])
+        loss = feature_matching_loss([[r, tf.zeros([1])]],
+                                     [[tf.constant(fake[1][0]), tf.zeros([1])]])
     assert tape.gradient(loss, r) is None
 
 
@@ -131,7 +134,7 @@ def test_perceptual_loss_with_random_vgg_weights(vgg_files, kind):
 
 def test_perceptual_loss_bad_weight_files_are_one_line_errors(vgg_files, tmp_path):
     from pix2pix.model.perceptual import VGGLoss
-    with pytest.raises(UsageError, match=r"--vgg_weights .*missing.h5: file not found .*docs/model.md"):
+    with pytest.raises(UsageError, match=r"--vgg_weights .*missing.h5: file not found .*model.md"):
         VGGLoss(tmp_path / "missing.h5")
     with pytest.raises(UsageError, match=r"needs --vgg_weights FILE"):
         VGGLoss(None)

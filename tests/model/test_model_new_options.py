@@ -33,7 +33,8 @@ NEW_TRAIN = {"gan_mode": "wgangp", "lambda_gp": 5.0, "perceptual_loss": "vgg19",
 
 
 def _as_configs(model=None, data=None, train=None):
-    return (ModelConfig(**{**NEW_MODEL, **(model or {})}), DataConfig(**{**NEW_DATA, **(data or {})}),
+    return (ModelConfig(**{**NEW_MODEL, **(model or {})}),
+            DataConfig(**{**NEW_DATA, **(data or {})}),
             TrainConfig(**{**NEW_TRAIN, **(train or {})}))
 
 
@@ -91,7 +92,8 @@ def test_lambda_l1_is_junyanz_spelling_of_l1_weight(tmp_path, capsys):
     (["--lambda_feat", "-1"], "--lambda_feat -1.0: must not be negative"),
     (["--lambda_gp", "-1"], "--lambda_gp -1.0: must not be negative"),
     (["--lr_decay_iters", "0"], "--lr_decay_iters 0: must be greater than 0"),
-    (["--lr_policy", "plateau"], "--lr_policy plateau watches a validation L1: give --val_fraction"),
+    (["--lr_policy", "plateau"],
+     "--lr_policy plateau watches a validation L1: give --val_fraction"),
     (["--val_fraction", "1"], "--val_fraction 1.0: must be in [0, 1)"),
     (["--val_fraction", "0.5", "--val_dir", "v"], "give one validation set, not both"),
     (["--val_dir", "nowhere"], "--val_dir nowhere: folder not found"),
