@@ -95,7 +95,7 @@ def test_feature_matching_is_pix2pixhd_weighted_l1():
 @pytest.fixture(scope="module")
 def vgg_files(tmp_path_factory) -> dict[str, Path]:
     """Randomly initialised VGG19 weights, in Keras 3's format and in the legacy .h5 layout of
-    Keras' own vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5; and a wrong file."""
+    Keras' own vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5; and wrong files."""
     import h5py
     import keras
     from keras.src.legacy.saving import legacy_h5_format
@@ -104,8 +104,10 @@ def vgg_files(tmp_path_factory) -> dict[str, Path]:
     keras.utils.set_random_seed(0)
     vgg = keras.applications.VGG19(include_top=False, weights=None)
     files = {"keras3": root / "vgg19.weights.h5", "legacy": root / "vgg19_notop.h5",
-             "wrong": root / "other.weights.h5", "text": root / "notes.h5"}
+             "wrong": root / "other.weights.h5", "text": root / "notes.h5",
+             "vgg16": root / "vgg16.weights.h5"}
     vgg.save_weights(files["keras3"])
+    keras.applications.VGG16(include_top=False, weights=None).save_weights(files["vgg16"])
     with h5py.File(files["legacy"], "w") as f:
         legacy_h5_format.save_weights_to_hdf5_group(f, vgg)
     keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)]).save_weights(files["wrong"])
@@ -138,7 +140,7 @@ def test_perceptual_loss_bad_weight_files_are_one_line_errors(vgg_files, tmp_pat
         VGGLoss(tmp_path / "missing.h5")
     with pytest.raises(UsageError, match=r"needs --vgg_weights FILE"):
         VGGLoss(None)
-    for bad in ("wrong", "text"):
+    for bad in ("wrong", "text", "vgg16"):  # VGG16: 3 convs short, never half loaded
         with pytest.raises(UsageError, match=r"--vgg_weights .*: not VGG19 weights") as e:
             VGGLoss(vgg_files[bad])
         assert "\n" not in str(e.value)
