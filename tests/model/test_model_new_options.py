@@ -261,3 +261,27 @@ def test_wandb_offline_logs_losses_lr_and_samples(tmp_path):
     assert "val_l1" in steps[2] and "val_l1" in steps[4]
     assert len(list(runs[0].glob("files/media/images/samples_*.png"))) == 3
     assert (out / "wandb_run_id").read_text().strip() == runs[0].name.rsplit("-", 1)[-1]
+
+
+@pytest.mark.slow  # two tiny trainings: ~40 s
+def test_plateau_state_and_held_back_pairs_survive_a_resume(tmp_path):
+    """A plateau run stopped and resumed goes on from the checkpoint's best value, count and
+    rate, not from a fresh state."""
+    from pix2pix.train import train
+    pairs = write_pairs(tmp_path / "pairs", n=5, size=32)
+    out = tmp_path / "run"
+    kw = dict(input_dir=pairs, output_dir=out, progress=False,
+              model=ModelConfig(generator="resnet_6blocks", ngf=4, ndf=4, crop_size=32),
+              data=DataConfig(load_size=32, val_fraction=0.2))
+    cfg = dict(seed=0, summary_freq=0, lr_policy="plateau")
+    train(**kw, train=TrainConfig(max_steps=3, val_freq=1, **cfg))
+    ckpt = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    state = lambda c: {n.split("/")[1]: tf.train.load_variable(c, n)  # noqa: E731
+                       for n, _ in tf.train.list_variables(c) if n.startswith("plateau/")}
+    first = state(ckpt)
+    assert set(first) == {"best", "num_bad", "scale"} and np.isfinite(first["best"])
+    # Resumed without a validation in its one step: the state it saves is the restored one
+    # (a fresh state would have best = inf).
+    result = train(**kw, train=TrainConfig(max_steps=4, val_freq=100, **cfg))
+    assert result.resumed_from == 3 and result.step == 4
+    assert state(tf.train.latest_checkpoint(str(out / "checkpoints"))) == first
