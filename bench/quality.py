@@ -56,7 +56,7 @@ GRID_PERIOD = 8
 OTHER_STATS = {"image": "running", "running": "image"}
 # Project options the benchmark sets itself or that do not apply to an in-memory run.
 _NOT_PROJECT = {"max_steps", "max_epochs", "batch_size", "seed", "save_freq", "keep_checkpoints",
-                "summary_freq", "crop_size"}
+                "summary_freq", "crop_size", "wandb", "display_freq", "val_freq"}
 
 
 # --------------------------------------------------------------------------- the two trainers
@@ -88,6 +88,11 @@ def project_configs(overrides: dict[str, Any], *, crop_size: int, flag: str = "-
                          "by both models: use the benchmark's own flags)")
     model = build(ModelConfig, {**overrides, "crop_size": crop_size}, source=flag)
     train = build(TrainConfig, overrides, source=flag)
+    if train.lr_policy == "plateau":
+        raise UsageError(f"{flag} lr_policy=plateau: the benchmark holds no validation pairs "
+                         "back; use pix2pix train with --val_fraction or --val_dir")
+    from pix2pix.train import check_options
+    check_options(model, train)
     return model, train
 
 
@@ -137,8 +142,10 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
         tf.keras.utils.set_random_seed(seed)
         trainers[key] = Trainer(model_cfg, train_cfg)
         log(f"{key}: precision {trainers[key].dtype}, lr_policy {train_cfg.lr_policy}")
-    tf.keras.utils.set_random_seed(seed)
-    ref_g, _ref_d, ref_step = reference.make_trainer()
+    ref_g = ref_step = None
+    if reference is not None:  # None: project models only (--no_reference)
+        tf.keras.utils.set_random_seed(seed)
+        ref_g, _ref_d, ref_step = reference.make_trainer()
 
     # Decay as `pix2pix train --max_steps` does: the paper's last 100 of 200 epochs scaled to
     # the run's length, so a short run with lr_policy=linear decays over its last half.
@@ -147,7 +154,8 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
 
     keys = ("g_gan", "g_l1", "g_total", "d_loss")
     losses = {k: {name: [] for name in keys} for k in trainers}
-    losses["reference"] = {"g_total": [], "d_loss": []}
+    if reference is not None:
+        losses["reference"] = {"g_total": [], "d_loss": []}
     pending: list = []  # device tensors, read back in bulk so every step is not a sync point
     seconds = {k: 0.0 for k in losses}
     t_log = time.perf_counter()
@@ -164,11 +172,12 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
             row[key] = {k: p[k] for k in keys}
             row[key]["g_l1"].numpy()
             seconds[key] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        gl, dl = ref_step(inp, tar)
-        dl.numpy()
-        seconds["reference"] += time.perf_counter() - t0
-        row["reference"] = {"g_total": gl, "d_loss": dl}
+        if ref_step is not None:
+            t0 = time.perf_counter()
+            gl, dl = ref_step(inp, tar)
+            dl.numpy()
+            seconds["reference"] += time.perf_counter() - t0
+            row["reference"] = {"g_total": gl, "d_loss": dl}
         pending.append(row)
         due = time.perf_counter() - t_log > 60 or step in (0, steps - 1)
         if len(pending) >= 50 or due:
@@ -182,8 +191,9 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
             per = "  ".join(f"{k} {v / (step + 1):.2f}" for k, v in seconds.items())
             msg = f"seed {seed} step {step + 1}/{steps}  s/step: {per}"
             if losses["project"]["g_l1"]:
-                msg += (f"  project g_l1 {np.mean(losses['project']['g_l1'][-50:]):.3f}"
-                        f"  reference g_total {np.mean(losses['reference']['g_total'][-50:]):.2f}")
+                msg += f"  project g_l1 {np.mean(losses['project']['g_l1'][-50:]):.3f}"
+            if losses.get("reference", {}).get("g_total"):
+                msg += f"  reference g_total {np.mean(losses['reference']['g_total'][-50:]):.2f}"
             log(msg)
     return trainers, ref_g, losses, seconds
 
@@ -194,9 +204,9 @@ def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool
     run, whatever precision training used: the weight average when the run kept one
     (``ema_decay`` > 0), else the last weights; ``last``: the last weights regardless.
     ``test_stats``, ``test_dropout``: None for the trained model's own settings."""
-    from pix2pix.model.networks import unet_generator
+    from pix2pix.model.networks import build_generator
     c = trainer.cfg
-    g = unet_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
+    g = build_generator(trainer.model_cfg, test_stats=test_stats or c.test_stats,
                        test_dropout=c.test_dropout if test_dropout is None else test_dropout,
                        dtype="float32")
     source = trainer.generator_average
@@ -280,17 +290,19 @@ def plot_losses(losses: dict, path: Path, *, seed: int, smooth: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p, r = losses["project"], losses["reference"]
+    p, r = losses["project"], losses.get("reference")
     b = losses.get("baseline")
-    steps = np.arange(1, len(r["g_total"]) + 1)
+    steps = np.arange(1, len(p["g_total"]) + 1)
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     ax[0].plot(steps, _smooth(p["g_total"], smooth), label="project")
-    ax[0].plot(steps, _smooth(r["g_total"], smooth), label="reference")
+    if r:
+        ax[0].plot(steps, _smooth(r["g_total"], smooth), label="reference")
     if b:
         ax[0].plot(steps, _smooth(b["g_total"], smooth), label="project baseline", alpha=0.7)
     ax[0].set_title("generator: GAN + 100·L1 ([-1,1] scale)")
     ax[1].plot(steps, _smooth(2 * np.asarray(p["d_loss"]), smooth), label="project (×2)")
-    ax[1].plot(steps, _smooth(r["d_loss"], smooth), label="reference")
+    if r:
+        ax[1].plot(steps, _smooth(r["d_loss"], smooth), label="reference")
     if b:
         ax[1].plot(steps, _smooth(2 * np.asarray(b["d_loss"]), smooth),
                    label="project baseline (×2)", alpha=0.7)
@@ -420,7 +432,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
          no_flip: bool = False, max_test: int | None = None, samples: int = 8,
          eval_batch: int = 8, project: dict[str, Any] | None = None,
          baseline: dict[str, Any] | None = None,
-         reference_training_mode: bool = True, smooth: int = 50, threads: int = 0,
+         reference_training_mode: bool = True, with_reference: bool = True,
+         smooth: int = 50, threads: int = 0,
          command: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Train both models per seed on ``data/train``, score them on ``data/test``, write the report.
 
@@ -436,6 +449,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         max_test: score only the first N test pairs (name order); None: all.
         reference_training_mode: also score both models in the tutorial's inference mode
             (reference training=True; project per-image statistics and dropout on).
+        with_reference: train and score the reference too; False: the project models only
+            (an ablation between project options, at about half the time).
         threads: TensorFlow intra/inter-op threads (0: TensorFlow's default).
 
     Returns:
@@ -465,7 +480,7 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                         ("eval_batch", eval_batch), ("smooth", smooth)):
         if value < 1:
             raise UsageError(f"--{name} {value}: must be at least 1")
-    ref_module = load_reference(reference)
+    ref_module = load_reference(reference) if with_reference else None
     project_model, project_train = project_configs(dict(project or {}), crop_size=crop_size)
     projects = {"project": (project_model, project_train)}
     if baseline:
@@ -506,7 +521,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
             # The same run without the weight average: what that default alone is worth.
             gen["project_last_weights"] = lambda: generate(
                 float32_generator(trainers["project"], last=True), test_ds)
-        gen["reference"] = lambda: generate(ref_g, test_ds)
+        if ref_g is not None:
+            gen["reference"] = lambda: generate(ref_g, test_ds)
         if reference_training_mode:
             # The project in the tutorial's inference mode (per-image statistics, dropout on):
             # the like-for-like row for "reference, training=True".
@@ -515,8 +531,9 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                 test_ds)
             # Last: training=True also moves the reference's BatchNorm averages.
             # Batch size 1, as the tutorial calls it: batch statistics are then each image's own.
-            gen["reference_training_mode"] = lambda: generate(
-                ref_g, test_ds.unbatch().batch(1), training=True)
+            if ref_g is not None:
+                gen["reference_training_mode"] = lambda: generate(
+                    ref_g, test_ds.unbatch().batch(1), training=True)
         images = {}
         for key, fn in gen.items():
             tf.keras.utils.set_random_seed(seed)  # the tutorial mode keeps dropout on
@@ -550,7 +567,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": _machine(),
         "command": command or "main(...) from Python",
-        "config": {"data": str(data), "reference": str(reference), "steps": runs[0]["steps"],
+        "config": {"data": str(data), "reference": str(reference) if with_reference else None,
+                   "steps": runs[0]["steps"],
                    "epochs": epochs, "seeds": list(seeds), "batch_size": batch_size,
                    "direction": direction, "load_size": load_size, "crop_size": crop_size,
                    "preprocess": preprocess, "no_flip": no_flip, "max_test": max_test,
@@ -604,6 +622,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no_reference_training_mode", action="store_true",
                     help="skip scoring both models in the tutorial's inference mode "
                          "(training=True: per-image statistics, dropout on)")
+    ap.add_argument("--no_reference", action="store_true",
+                    help="train and score the project models only (with --baseline: an "
+                         "ablation between project options, at about half the time)")
     ap.add_argument("--smooth", type=int, default=50, help="loss plot moving-average window")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: default)")
     return ap.parse_args(argv)
@@ -620,7 +641,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
              no_flip=a.no_flip, max_test=a.max_test, samples=a.samples,
              eval_batch=a.eval_batch, project=parse_overrides(a.project),
              baseline=parse_overrides(a.baseline, flag="--baseline"),
-             reference_training_mode=not a.no_reference_training_mode, smooth=a.smooth,
+             reference_training_mode=not a.no_reference_training_mode,
+             with_reference=not a.no_reference, smooth=a.smooth,
              threads=a.threads,
              command=shlex.join(["python", "bench/quality.py", *argv]))
     except Pix2PixError as e:

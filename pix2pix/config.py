@@ -19,21 +19,36 @@ from pix2pix.errors import UsageError
 from pix2pix.fsutil import atomic_write
 
 
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default: Any, help: str, choices: tuple | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    """A config field; ``aliases`` are other option names for it (junyanz's spellings)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases})
+
+
+def aliases(cls: type) -> dict[str, str]:
+    """Alias -> field name for every field of ``cls`` that has one."""
+    return {a: f.name for f in fields(cls) for a in f.metadata.get("aliases", ())}
 
 
 @dataclass
 class ModelConfig:
     """Architecture: what a checkpoint must agree with to be loaded."""
 
-    generator: Literal["unet_256", "unet_128"] = _f(
-        "unet_256", "U-Net generator: unet_256 (8 down/up blocks) or unet_128 (7).")
+    generator: Literal["unet_256", "unet_128", "resnet_9blocks", "resnet_6blocks"] = _f(
+        "unet_256", "Generator: U-Net unet_256 (8 down/up blocks) or unet_128 (7); or junyanz's "
+        "ResNet resnet_9blocks / resnet_6blocks (two stride-2 downsamplings, 9 or 6 residual "
+        "blocks, two upsamplings; any crop_size divisible by 4).")
     ngf: int = _f(64, "Generator filters in the first conv layer.")
+    no_dropout: bool = _f(
+        False, "No dropout in the generator (junyanz's --no_dropout). By default the U-Net's "
+        "three innermost decoder blocks and every ResNet block drop half their units in "
+        "training.")
     ndf: int = _f(64, "Discriminator filters in the first conv layer.")
     netd_receptive_field: Literal[1, 16, 70, 286] = _f(
         70, "PatchGAN receptive field in pixels: 1 (PixelGAN), 16, 70 or 286 (ImageGAN at 256).",
         (1, 16, 70, 286))
+    num_D: int = _f(
+        1, "Discriminators: 1, or K PatchGANs on the pair at full, 1/2, ... 1/2^(K-1) size "
+        "(pix2pixHD's multi-scale discrimination; pix2pixHD uses 2).")
     norm: Literal["batch", "instance"] = _f("batch", "Normalisation layers: batch or instance.")
     norm_epsilon: float = _f(
         1e-3, "Epsilon added to the variance in every normalisation layer: 1e-3 (Keras' and the "
@@ -50,10 +65,22 @@ class DataConfig:
 
     direction: Literal["AtoB", "BtoA"] = _f("AtoB", "Translate A to B or B to A (facades labels->photo is BtoA).")
     load_size: int = _f(286, "Resize to this size before a random crop (preprocess resize_and_crop).")
-    preprocess: Literal["resize_and_crop", "crop", "none"] = _f(
+    preprocess: Literal["resize_and_crop", "crop", "none", "patches"] = _f(
         "resize_and_crop",
         "Jitter: resize_and_crop (resize to load_size, random crop), crop (random crops, no resize), "
-        "none (resize to crop_size only).")
+        "none (resize to crop_size only), patches (patches_per_image crops of crop_size per "
+        "image and epoch at full resolution, for images larger than the model; test and "
+        "generate then tile).")
+    patches_per_image: int = _f(4, "Crops per image and epoch under preprocess patches.")
+    patch_sampling: Literal["random", "grid"] = _f(
+        "random", "preprocess patches: random offsets, or the next patches_per_image tiles of "
+        "the grid that covers the image (each epoch goes on where the last one stopped).")
+    val_fraction: float = _f(
+        0.0, "Hold this fraction of the training pairs back (the same pairs on every run and "
+        "resume) for the validation L1 that lr_policy plateau watches.")
+    val_dir: str | None = _f(
+        None, "Folder of validation pairs for the validation L1 (instead of val_fraction); "
+        "must not lie inside input_dir.")
     no_flip: bool = _f(False, "Do not flip training pairs horizontally at random.")
     on_bad_image: Literal["skip", "fail"] = _f(
         "skip", "An undecodable image is named in a warning and skipped, or stops the run.")
@@ -71,13 +98,33 @@ class TrainConfig:
     batch_size: int = _f(1, "Pairs per step (the paper uses 1 with batch norm, i.e. instance-like).")
     lr: float = _f(2e-4, "Adam learning rate.")
     beta1: float = _f(0.5, "Adam beta1.")
-    gan_mode: Literal["vanilla", "lsgan"] = _f("vanilla", "GAN loss: vanilla (BCE on logits) or lsgan.")
-    l1_weight: float = _f(100.0, "Weight of the L1 term in the generator loss (lambda).")
+    gan_mode: Literal["vanilla", "lsgan", "wgangp"] = _f(
+        "vanilla", "GAN loss: vanilla (BCE on logits), lsgan (least squares) or wgangp "
+        "(Wasserstein critic with gradient penalty, as junyanz's cal_gradient_penalty).")
+    lambda_gp: float = _f(10.0, "Weight of the gradient penalty (gan_mode wgangp).")
+    l1_weight: float = _f(100.0, "Weight of the L1 term in the generator loss (lambda; 0 "
+                          "drops L1, e.g. for a perceptual loss alone).", aliases=("lambda_L1",))
     gan_weight: float = _f(1.0, "Weight of the GAN term in the generator loss.")
-    lr_policy: Literal["constant", "linear"] = _f(
+    perceptual_loss: Literal["none", "vgg19"] = _f(
+        "none", "Perceptual loss: none, or vgg19 (L1 between VGG19 features of output and "
+        "target, pix2pixHD's layers and weights; needs vgg_weights).")
+    lambda_perceptual: float = _f(10.0, "Weight of the perceptual loss (pix2pixHD's 10).")
+    vgg_weights: str | None = _f(
+        None, "Keras VGG19 ImageNet weights file (vgg19_weights_tf_dim_ordering_tf_kernels_"
+        "notop.h5; docs/model.md says where to get it) for perceptual_loss vgg19.")
+    lambda_feat: float = _f(
+        0.0, "Weight of the feature-matching loss: L1 between the discriminators' "
+        "intermediate activations on real and generated pairs (pix2pixHD; it uses 10).")
+    lr_policy: Literal["constant", "linear", "step", "plateau", "cosine"] = _f(
         "linear", "Learning rate policy: linear (constant, then linear decay to 0 over the last "
-        "lr_decay_epochs; junyanz's default), or constant.")
+        "lr_decay_epochs; junyanz's default), constant, step (x0.1 every lr_decay_iters "
+        "epochs), plateau (x0.2 when the validation L1 has not improved by 1% for 5 "
+        "validations) or cosine (cosine annealing to 0 over the run).")
     lr_decay_epochs: int = _f(100, "Epochs of linear decay at the end (lr_policy linear).")
+    lr_decay_iters: int = _f(50, "Epochs between two x0.1 steps (lr_policy step).")
+    val_freq: int | None = _f(
+        None, "Steps between validation L1 measurements (with val_fraction or val_dir; "
+        "default: once an epoch, when junyanz steps its schedules).")
     clip_grad: float | None = _f(None, "Clip gradients to this global norm (off by default).")
     ema_decay: float = _f(
         0.999, "Test, export and generate use an exponential moving average of the generator's "
@@ -87,6 +134,10 @@ class TrainConfig:
     save_freq: int = _f(500, "Write a checkpoint every this many steps (and always at the end).")
     keep_checkpoints: int = _f(3, "How many checkpoints to keep.")
     summary_freq: int = _f(100, "Write TensorBoard summaries every this many steps (0 to turn off).")
+    wandb: str | None = _f(
+        None, "Also log to this Weights & Biases project (needs the optional wandb package).")
+    display_freq: int = _f(400, "Log losses, learning rate and sample images to wandb every "
+                           "this many steps.")
     test_dropout: bool = _f(False, "Keep dropout on at inference, as the paper does for noise.")
     test_stats: Literal["image", "running"] = _f(
         "image", "Batch-norm statistics at inference: image (each image's own, as training at "
@@ -125,6 +176,7 @@ def from_dict(cls: type, values: dict[str, Any], *, source: str) -> Any:
     """Build ``cls`` from a dict, refusing unknown keys and wrong types with one clear line."""
     known = {f.name: f for f in fields(cls)}
     hints = get_type_hints(cls)
+    values = {aliases(cls).get(k, k): v for k, v in values.items()}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise UsageError(f"{source}: unknown option(s) {', '.join(unknown)}; "
@@ -184,8 +236,9 @@ def click_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable:
             base = args[0]
             help_ = f.metadata.get("help", "")
             default = f.default
+            names = (f"--{f.name}", *(f"--{a}" for a in f.metadata.get("aliases", ())), f.name)
             if base is bool:
-                fn = click.option(f"--{f.name}", default=None, is_flag=True, flag_value=True,
+                fn = click.option(*names, default=None, is_flag=True, flag_value=True,
                                   help=f"{help_}")(fn)
                 continue
             if getattr(hint, "__origin__", None) is Literal or getattr(base, "__origin__", None) is Literal:
@@ -196,7 +249,7 @@ def click_options(cls: type, *, exclude: tuple[str, ...] = ()) -> Callable:
                     ptype = click.Choice([str(x) for x in lits])
             else:
                 ptype = base
-            fn = click.option(f"--{f.name}", default=None, type=ptype,
+            fn = click.option(*names, default=None, type=ptype,
                               help=f"{help_} [default: {default}]")(fn)
         return fn
 

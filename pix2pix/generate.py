@@ -43,7 +43,9 @@ _EXTENSIONS = " ".join(IMAGE_EXTENSIONS)  # for error messages
 class GenerateOptions:
     batch_size: int = 4  # images (or tiles) per model call
     fmt: str = "png"  # output format
-    tile: Literal["off", "on", "auto"] = "off"  # auto: tile images over 2x the model size
+    # auto: tile images over 2x the model size; None: the model's default, "on" for a model
+    # trained on patches (preprocess patches), else "off"
+    tile: Literal["off", "on", "auto"] | None = None
     overlap: int = 32  # tile overlap in pixels
     resize_back: bool = True  # write outputs at the input's size (else at the model size)
     on_bad_image: Literal["skip", "fail"] = "skip"
@@ -60,8 +62,9 @@ class GenerateResult:
 class Translator:
     """uint8 [N, S, S, 3] -> uint8 [N, S, S, 3], from an export or a checkpoint."""
 
-    def __init__(self, fn: Callable, size: int, source: str):
+    def __init__(self, fn: Callable, size: int, source: str, patches: bool = False):
         self.fn, self.size, self.source = fn, size, source
+        self.patches = patches  # trained on full-resolution patches: tile by default
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.fn(images))
@@ -95,7 +98,7 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
             x = tf.cast(images, tf.float32) / 127.5 - 1.0
             y = generator(x, training=False)
             return tf.cast(tf.round((tf.clip_by_value(y, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
-        return Translator(fn, size, str(checkpoint))
+        return Translator(fn, size, str(checkpoint), patches=_patches(options))
 
     model = Path(model)
     try:
@@ -119,7 +122,17 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
             raise ModelError(f"{model}: serving_default returns {sorted(out)}, not 'output'")
         return out["output"].numpy()
     fn.keep_alive = loaded  # the signature needs its module alive
-    return Translator(fn, size, str(model))
+    try:
+        options = json.loads((model / "options.json").read_text())
+    except (OSError, ValueError):
+        options = {}
+    return Translator(fn, size, str(model), patches=_patches(options))
+
+
+def _patches(options: dict) -> bool:
+    """Whether a train or export options.json says the model was trained on patches."""
+    data = options.get("data") if isinstance(options, dict) else None
+    return isinstance(data, dict) and data.get("preprocess") == "patches"
 
 
 def _export_size(model: Path, spec) -> int:
@@ -185,12 +198,12 @@ def generate(*, translator: Translator, inputs: list[Path], output_dir: Path,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     size, result = translator.size, GenerateResult()
+    tile = options.tile or ("on" if translator.patches else "off")
 
     def decode(path: Path, rel: str) -> _Item | DataError:
         try:
             info = read_info(path)
-            tiled = options.tile == "on" or (options.tile == "auto"
-                                             and max(info.width, info.height) > 2 * size)
+            tiled = tile == "on" or (tile == "auto" and max(info.width, info.height) > 2 * size)
             if tiled:  # decoded when its turn comes, so one large image is in memory at a time
                 return _Item(rel, (info.width, info.height), None, True, path)
             image = load_rgb(path)

@@ -56,6 +56,20 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
         translate = lambda x: serve(images=to_uint8(x))["output"]  # noqa: E731
     data = from_dict(DataConfig, options.get("data", {}), source="options.json data")
     crop = int(options["model"]["crop_size"])
+    if data.preprocess == "patches":
+        # Trained on full-resolution patches: translate each pair whole, in blended tiles,
+        # as `pix2pix generate` does for such a model.
+        from pix2pix.export import from_uint8
+        from pix2pix.generate import GenerateOptions
+        from pix2pix.tiling import translate_tiled
+        whole = translate
+
+        def translate(x):  # noqa: F811
+            return np.stack([translate_tiled(
+                to_uint8(image).numpy(), lambda b: np.asarray(whole(from_uint8(b))), size=crop,
+                overlap=min(GenerateOptions.overlap, crop // 4),
+                batch_size=GenerateOptions.batch_size)
+                for image in x])
     dataset, _ = dataset_fn(Path(input_dir), data=data, crop_size=crop, batch_size=1,
                             training=False, seed=None)
 
@@ -63,7 +77,7 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
     images_dir = output_dir / "images"
     names, outputs, targets, rows = [], [], [], []
     for inp, tar, name in dataset:
-        out = translate(inp).numpy()
+        out = np.asarray(translate(inp))
         for i in range(out.shape[0]):
             stem = _safe_stem(name[i].numpy().decode())
             pngs = {"inputs": to_uint8(inp[i]).numpy(), "outputs": out[i],

@@ -20,8 +20,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, build, from_dict, save_options,
-                            saved_model_config, saved_train_options)
+from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, aliases, build, from_dict,
+                            save_options, saved_model_config, saved_train_options, to_dict)
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -52,16 +52,19 @@ def load_params(path: Path) -> dict[str, dict[str, Any]]:
         raise UsageError(f"{path}: expected a mapping of options, got {type(raw).__name__}")
     out: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
     owner = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
+    alias = {a: n for cls in GROUPS.values() for a, n in aliases(cls).items()}
+    owner.update({a: owner[n] for a, n in alias.items()})
     for key, value in raw.items():
         if key in GROUPS:
             if not isinstance(value, dict):
                 raise UsageError(f"{path}: group {key!r} must be a mapping")
+            value = {alias.get(k, k): v for k, v in value.items()}
             unknown = sorted(set(value) - {f.name for f in fields(GROUPS[key])})
             if unknown:
                 raise UsageError(f"{path}: unknown {key} option(s) {', '.join(unknown)}")
             out[key].update(value)
         elif key in owner:
-            out[owner[key]][key] = value
+            out[owner[key]][alias.get(key, key)] = value
         else:
             raise UsageError(f"{path}: unknown option {key!r}; groups are model, data, train "
                              "or flat option names as in `pix2pix train --help`")
@@ -124,20 +127,24 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
     return model, data, train
 
 
-def check_options(model: ModelConfig, train: TrainConfig) -> None:
+def check_options(model: ModelConfig, train: TrainConfig, data: DataConfig | None = None) -> None:
     """Refuse values the networks or the loop cannot use, naming the option."""
-    levels = {"unet_256": 8, "unet_128": 7}[model.generator]
-    if model.crop_size < 2 ** levels or model.crop_size % 2 ** levels:
-        raise UsageError(f"--crop_size {model.crop_size}: {model.generator} needs a multiple "
-                         f"of {2 ** levels} (e.g. --crop_size {2 ** levels}); or pick the other "
-                         "--generator")
+    from pix2pix.model.networks import generator_size_error, patch_grid, scale_sizes
+    data = data or DataConfig()
+    if (why := generator_size_error(model)) is not None:
+        raise UsageError(why)
     positive = {"ngf": model.ngf, "ndf": model.ndf, "input_nc": model.input_nc,
                 "output_nc": model.output_nc, "batch_size": train.batch_size,
                 "save_freq": train.save_freq, "keep_checkpoints": train.keep_checkpoints,
-                "lr": train.lr, "clip_grad": train.clip_grad, "norm_epsilon": model.norm_epsilon}
+                "lr": train.lr, "clip_grad": train.clip_grad, "norm_epsilon": model.norm_epsilon,
+                "num_D": model.num_D, "lr_decay_iters": train.lr_decay_iters,
+                "val_freq": train.val_freq, "display_freq": train.display_freq,
+                "patches_per_image": data.patches_per_image}
     non_negative = {"max_steps": train.max_steps, "max_epochs": train.max_epochs,
                     "summary_freq": train.summary_freq, "l1_weight": train.l1_weight,
-                    "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs}
+                    "gan_weight": train.gan_weight, "lr_decay_epochs": train.lr_decay_epochs,
+                    "lambda_gp": train.lambda_gp, "lambda_feat": train.lambda_feat,
+                    "lambda_perceptual": train.lambda_perceptual}
     for name, value in positive.items():
         if value is not None and value <= 0:
             raise UsageError(f"--{name} {value}: must be greater than 0")
@@ -147,6 +154,29 @@ def check_options(model: ModelConfig, train: TrainConfig) -> None:
     for name in ("beta1", "ema_decay"):
         if not 0 <= getattr(train, name) < 1:
             raise UsageError(f"--{name} {getattr(train, name)}: must be in [0, 1)")
+    if not 0 <= data.val_fraction < 1:
+        raise UsageError(f"--val_fraction {data.val_fraction}: must be in [0, 1)")
+    if data.val_fraction and data.val_dir:
+        raise UsageError("--val_fraction and --val_dir: give one validation set, not both")
+    if train.lr_policy == "plateau" and not (data.val_fraction or data.val_dir):
+        raise UsageError("--lr_policy plateau watches a validation L1: give --val_fraction "
+                         "(e.g. 0.1) or --val_dir")
+    coarsest = scale_sizes(model)[-1]
+    if patch_grid(coarsest, model.netd_receptive_field) < 1:
+        raise UsageError(f"--num_D {model.num_D}: the coarsest discriminator would see "
+                         f"{coarsest}x{coarsest} pairs, too small for the "
+                         f"{model.netd_receptive_field}-pixel PatchGAN; lower --num_D or "
+                         "--netd_receptive_field, or raise --crop_size")
+    if train.perceptual_loss == "vgg19":
+        if model.output_nc != 3:
+            raise UsageError(f"--perceptual_loss vgg19 compares RGB images; output_nc is "
+                             f"{model.output_nc}")
+        from pix2pix.model.perceptual import weights_path
+        weights_path(train.vgg_weights)
+    if train.wandb is not None:
+        if not train.wandb.strip():
+            raise UsageError("--wandb: give a project name")
+        _import_wandb()
 
 
 # --------------------------------------------------------------------------- loop
@@ -240,9 +270,12 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         progress: a tqdm bar (True) or plain log lines (False); None: bar only on a terminal.
         dataset_fn: ``make_dataset`` replacement for tests (same signature).
     """
+    import secrets
+
     import tensorflow as tf
 
     from pix2pix.model.losses import learning_rate
+    from pix2pix.model.schedule import Plateau
     from pix2pix.model.trainer import (CHECKPOINT_SUBDIR, Trainer, checkpoint_manager,
                                        restore_latest)
     if dataset_fn is None:
@@ -253,29 +286,51 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         raise DataError(f"{input_dir}: input folder not found")
     if train.max_steps is None and train.max_epochs is None:
         raise UsageError("give --max_steps or --max_epochs")
-    check_options(model, train)
+    check_options(model, train, data)
+    val_ds = validation_set(input_dir, data=data, crop_size=model.crop_size,
+                            dataset_fn=dataset_fn)
+    holdout = "exclude" if data.val_fraction else None
+    # An unseeded run draws one seed, so its epochs too go round a patch grid in turn.
+    run_seed = train.seed if train.seed is not None else secrets.randbits(30)
 
     def epoch_dataset(epoch: int):
-        seed = None if train.seed is None else train.seed + epoch
+        kw = {"holdout": holdout} if holdout else {}
         return dataset_fn(input_dir, data=data, crop_size=model.crop_size,
-                          batch_size=train.batch_size, training=True, seed=seed)
+                          batch_size=train.batch_size, training=True, seed=run_seed + epoch,
+                          **kw)
 
     if train.seed is not None:
         tf.keras.utils.set_random_seed(train.seed)
     ds, n_pairs = epoch_dataset(0)
     cardinality = int(ds.cardinality())
-    steps_per_epoch = cardinality if cardinality >= 0 else math.ceil(n_pairs / train.batch_size)
+    per_pair = data.patches_per_image if data.preprocess == "patches" else 1
+    steps_per_epoch = (cardinality if cardinality >= 0
+                       else math.ceil(n_pairs * per_pair / train.batch_size))
     if steps_per_epoch <= 0:
         raise DataError(f"{input_dir}: {n_pairs} usable pair(s), fewer than one batch of "
                         f"{train.batch_size}; lower --batch_size or add pairs")
     total = train.max_steps if train.max_steps is not None else train.max_epochs * steps_per_epoch
     decay = decay_steps(train, total=total, steps_per_epoch=steps_per_epoch)
+    val_every = train.val_freq or steps_per_epoch
 
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(model, train)
     manager = checkpoint_manager(trainer.checkpoint, output_dir, keep=train.keep_checkpoints,
                                  step=trainer.step)
     restored = restore_latest(trainer.checkpoint, output_dir / CHECKPOINT_SUBDIR)
+    plateau = None
+    if train.lr_policy == "plateau":
+        # Attached after the restore: a checkpoint that holds a plateau state restores it now
+        # (deferred restoration), one written under another policy leaves it fresh.
+        plateau = trainer.checkpoint.plateau = Plateau(train.lr)
+
+    def rate(step: int) -> float:
+        if plateau is not None:
+            return plateau.rate()
+        return learning_rate(step, base=train.lr, policy=train.lr_policy, total_steps=total,
+                             decay_steps=decay)
+
+    tracker = Wandb(train, output_dir, options=to_dict(model, data, train)) if train.wandb else None
     save_options(output_dir / "options.json", model=model, data=data, train=train)
     start = step = int(trainer.step.numpy())
     print(f"{'resuming at step ' + str(step) + ' from ' + restored if restored else 'training'}: "
@@ -296,13 +351,16 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
             batches = ds if epoch == 0 else epoch_dataset(epoch)[0]
             before = step
             for inp, tar, _name in batches.skip(offset):
-                lr = learning_rate(step, base=train.lr, policy=train.lr_policy,
-                                   total_steps=total, decay_steps=decay)
+                lr = rate(step)
                 losses, fake = trainer.train_step(inp, tar, tf.constant(lr, tf.float32))
                 step += 1
                 scalars = lambda: {k: float(v) for k, v in losses.items()}  # noqa: E731
+                if val_ds is not None and step % val_every == 0:
+                    _validate(step, trainer, val_ds, plateau, tracker)
                 if train.summary_freq and (step % train.summary_freq == 0 or step == 1):
                     _summaries(step, scalars(), lr, inp, fake, tar)
+                if tracker is not None and (step % train.display_freq == 0 or step == 1):
+                    tracker.log(step, scalars(), lr, inp, fake, tar)
                 if step % train.save_freq == 0:
                     _save(manager, step, last_saved)
                     last_saved = step
@@ -317,6 +375,8 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         if step != last_saved:
             _save(manager, step, last_saved)
         writer.flush()
+    if tracker is not None:
+        tracker.finish()
     return TrainResult(step=step, total_steps=total, checkpoint=manager.latest_checkpoint,
                        resumed_from=start, signal=stop.signum)
 
@@ -340,6 +400,86 @@ def _save(manager, step: int, last_saved: int) -> None:
                          "and run the same command to resume") from None
 
 
+def validation_set(input_dir: Path, *, data: DataConfig, crop_size: int,
+                   dataset_fn: Callable):
+    """The validation pairs (``data.val_dir``, or the ``val_fraction`` of ``input_dir`` held
+    back), in inference form; None when neither is given.
+
+    Raises:
+        UsageError: val_dir missing, or inside input_dir (its pairs would be trained on too).
+    """
+    if data.val_dir:
+        val_dir = Path(data.val_dir)
+        if not val_dir.is_dir():
+            raise UsageError(f"--val_dir {val_dir}: folder not found")
+        if val_dir.resolve().is_relative_to(Path(input_dir).resolve()):
+            raise UsageError(f"--val_dir {val_dir} lies inside --input_dir {input_dir}, so its "
+                             "pairs would be trained on too; move it out, or use "
+                             "--val_fraction")
+        return dataset_fn(val_dir, data=data, crop_size=crop_size, batch_size=1,
+                          training=False, seed=0)[0]
+    if data.val_fraction:
+        return dataset_fn(input_dir, data=data, crop_size=crop_size, batch_size=1,
+                          training=False, seed=0, holdout="only")[0]
+    return None
+
+
+def _validate(step: int, trainer, val_ds, plateau, tracker) -> None:
+    """Validation L1 to TensorBoard (and wandb), and to the plateau schedule."""
+    import tensorflow as tf
+    val_l1 = trainer.validation_l1(val_ds)
+    tf.summary.scalar("val_l1", val_l1, step=step)
+    if tracker is not None:
+        tracker.log(step, {"val_l1": val_l1})
+    if plateau is not None and plateau.observe(val_l1):
+        from pix2pix.model.schedule import PATIENCE, THRESHOLD
+        print(f"step {step}: validation L1 {val_l1:.4f}, not {THRESHOLD:.0%} below its best "
+              f"{float(plateau.best.numpy()):.4f} for {PATIENCE + 1} validations; learning "
+              f"rate now {plateau.rate():.3g}", file=sys.stderr, flush=True)
+
+
+def _import_wandb():
+    """The wandb module; UsageError when it is not installed (it is an optional extra)."""
+    try:
+        import wandb
+    except ImportError:
+        raise UsageError("--wandb: the wandb package is not installed; pip install "
+                         "'pix2pix-pachyderm[wandb]', or drop --wandb") from None
+    return wandb
+
+
+class Wandb:
+    """Weights & Biases logging beside TensorBoard: losses, learning rate and input | output |
+    target samples. A resumed run goes on in the same wandb run (its id is kept in the
+    output folder). WANDB_MODE=offline logs to ``output_dir/wandb`` only."""
+
+    ID_FILE = "wandb_run_id"
+
+    def __init__(self, train: TrainConfig, output_dir: Path, *, options: dict):
+        self.wandb = wandb = _import_wandb()
+        id_file = Path(output_dir) / self.ID_FILE
+        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
+        id_file.write_text(run_id + "\n")
+        self.run = wandb.init(project=train.wandb, id=run_id, resume="allow",
+                              dir=str(output_dir), config=options)
+
+    def log(self, step: int, scalars: dict[str, float], lr: float | None = None, inp=None,
+            fake=None, tar=None) -> None:
+        data = dict(scalars)
+        if lr is not None:
+            data["lr"] = lr
+        if inp is not None:
+            import numpy as np
+            row = np.concatenate([inp[0, ..., :3], fake[0, ..., :3], tar[0, ..., :3]], axis=1)
+            data["samples"] = self.wandb.Image(
+                np.round((np.clip(row, -1, 1) + 1) * 127.5).astype(np.uint8),
+                caption="input | output | target")
+        self.run.log(data, step=step)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
 def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) -> None:
     import tensorflow as tf
     for name, value in scalars.items():
@@ -350,14 +490,17 @@ def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) 
 
 
 def decay_steps(train: TrainConfig, *, total: int, steps_per_epoch: int) -> int:
-    """Steps of linear decay at the end of the run.
+    """Steps of linear decay at the end of the run (lr_policy linear), or steps between two
+    x0.1 steps (lr_policy step).
 
     An epoch-bounded run decays over its last ``lr_decay_epochs`` epochs (the paper's code: 100
-    constant + 100 decaying). A step-bounded run (``--max_steps``) decays over the same fraction
-    of its steps, ``lr_decay_epochs / max_epochs`` (half, by default): counting the decay in
-    epochs there would make it longer than the run and start it at a fraction of the rate.
+    constant + 100 decaying), or steps every ``lr_decay_iters`` epochs. A step-bounded run
+    (``--max_steps``) takes the same fraction of its steps, ``lr_decay_epochs / max_epochs``
+    (half, by default) or ``lr_decay_iters / max_epochs`` (a quarter): counting in epochs there
+    would make the decay longer than the run and start it at a fraction of the rate.
     """
+    epochs = train.lr_decay_iters if train.lr_policy == "step" else train.lr_decay_epochs
     if train.max_steps is None:
-        return train.lr_decay_epochs * steps_per_epoch
-    fraction = min(1.0, train.lr_decay_epochs / train.max_epochs) if train.max_epochs else 1.0
+        return epochs * steps_per_epoch
+    fraction = min(1.0, epochs / train.max_epochs) if train.max_epochs else 1.0
     return max(1, round(total * fraction))

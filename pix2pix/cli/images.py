@@ -71,11 +71,11 @@ def process_cmd(operation: str, input_dir: Path, output_dir: Path, workers: int,
               help="Images (or tiles) per model call.")
 @click.option("--format", "fmt", type=_FORMATS, default="png", show_default=True,
               help="Output image format.")
-@click.option("--tile", type=click.Choice(["off", "on", "auto"]), default="off",
-              show_default=True,
+@click.option("--tile", type=click.Choice(["off", "on", "auto"]), default=None,
               help="off: resize each image to the model size and back. on: translate "
                    "overlapping model-size tiles and blend them (any size, bounded memory). "
-                   "auto: tile images larger than twice the model size.")
+                   "auto: tile images larger than twice the model size. [default: on for a "
+                   "model trained with --preprocess patches, else off]")
 @click.option("--overlap", default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--resize_back/--model_size", default=True, show_default=True,
               help="Write each output at its input's size, or at the model size.")

@@ -19,6 +19,7 @@ axis before cropping, always get the same crop and the same flip.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -171,6 +172,8 @@ def _folder_pairs(input_dir: Path, on_bad_image: OnBadImage) -> list[Pair]:
 
 def _base_size(data: DataConfig, crop_size: int, training: bool) -> int | None:
     """Square side every pair is resized to before jitter; None keeps each pair's own size."""
+    if data.preprocess == "patches":
+        return None  # full resolution, in training and out of it
     if not training or data.preprocess == "none":
         return crop_size
     if data.preprocess == "crop":
@@ -303,18 +306,66 @@ def _stat(path: Path | None) -> tuple[int, int]:
     return st.st_mtime_ns, st.st_size
 
 
+def held_back(pairs: list[Pair], fraction: float) -> set[str]:
+    """Names of the pairs held back for validation: ``round(fraction * len(pairs))`` of them
+    (at least one), those whose names hash lowest, so the same pairs whatever the seed, the
+    listing order or a resume.
+
+    Raises:
+        DataError: the fraction would leave no pair to train on.
+    """
+    if fraction <= 0:
+        return set()
+    k = max(1, round(fraction * len(pairs)))
+    if k >= len(pairs):
+        raise DataError(f"val_fraction {fraction} of {len(pairs)} pair(s) leaves none to train "
+                        "on; lower --val_fraction or add pairs")
+    ranked = sorted(pairs, key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+    return {p.name for p in ranked[:k]}
+
+
+def grid_tile(x, t, crop: int):
+    """Tile ``t`` (modulo their number) of the grid of ``crop`` x ``crop`` tiles that covers
+    image ``x`` [H, W, C], row by row; the offsets are :func:`pix2pix.tiling.grid`'s with no
+    overlap (evenly spread, the last tile flush with the border)."""
+    import tensorflow as tf
+
+    def starts(length):
+        n = (length + crop - 1) // crop  # tiles along this side
+        step = tf.cast(length - crop, tf.float64) / tf.cast(tf.maximum(n - 1, 1), tf.float64)
+        return n, lambda i: tf.cast(tf.round(tf.cast(i, tf.float64) * step), tf.int32)
+
+    shape = tf.shape(x)
+    ny, row = starts(shape[0])
+    nx, col = starts(shape[1])
+    t = tf.cast(t, tf.int32) % (ny * nx)
+    y, x0 = row(t // nx), col(t % nx)
+    return x[y:y + crop, x0:x0 + crop]
+
+
 # ---------------------------------------------------------------------------------------------
 # The tf.data pipeline
 
 def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_size: int,
-                 training: bool, seed: int | None,
-                 repeat: bool = False) -> tuple["tf.data.Dataset", int]:  # noqa: F821
+                 training: bool, seed: int | None, repeat: bool = False,
+                 holdout: Literal["exclude", "only"] | None = None,
+                 ) -> tuple["tf.data.Dataset", int]:  # noqa: F821
     """Batches of ``(input, target, name)`` from the pairs in ``input_dir``.
 
     input/target: float32 [N, crop_size, crop_size, 3] in [-1, 1]; input is A when
     ``data.direction`` is AtoB. name: tf.string, the pair's relative file name.
     Training: shuffled, jittered by ``data.preprocess`` (same crop and flip for input and
     target), flipped unless ``data.no_flip``. Otherwise: resized to crop_size, in name order.
+
+    ``preprocess="patches"``: in training, ``patches_per_image`` crops of crop_size per pair
+    at full resolution (random offsets, or under ``patch_sampling="grid"`` the tiles
+    ``seed * N ... seed * N + N - 1`` modulo their number of the grid covering the pair, so
+    epochs seeded seed, seed + 1, ... go round the grid); the count is pairs x N. Otherwise
+    each pair at full resolution, one per batch (test and validation tile it).
+
+    Args:
+        holdout: "exclude" leaves out the pairs :func:`held_back` for validation by
+            ``data.val_fraction``, "only" keeps just them; None: every pair.
 
     Returns:
         (dataset, number of usable pairs).
@@ -327,6 +378,12 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, not {batch_size}")
     pairs = find_pairs(input_dir, on_bad_image=data.on_bad_image)
+    if holdout is not None:
+        val = held_back(pairs, data.val_fraction)
+        pairs = [p for p in pairs if (p.name in val) == (holdout == "only")]
+        if not pairs:
+            raise DataError(f"{input_dir}: no validation pair held back (val_fraction "
+                            f"{data.val_fraction})")
     base = _base_size(data, crop_size, training)
     if seed is None:
         seed = secrets.randbits(31)
@@ -349,30 +406,38 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
         log.info("%s: %d pairs stream from disk (decoded size over the %d MiB cache budget)",
                  input_dir, n, budget >> 20)
 
-    ds = tf.data.Dataset.range(n)
+    patches = data.preprocess == "patches"
+    per = data.patches_per_image if training and patches else 1  # elements per pair
+    ds = tf.data.Dataset.range(n * per)
     if training:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(n * per, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.enumerate()  # (k, index): k seeds the jitter of the k-th element served
+    ds = ds.enumerate()  # (k, i): k seeds the jitter of the k-th element served
     flip = training and not data.no_flip
-    crop_jitter = training and data.preprocess in ("resize_and_crop", "crop")
+    crop_jitter = training and (data.preprocess in ("resize_and_crop", "crop")
+                                or patches and data.patch_sampling == "random")
+    grid = training and patches and data.patch_sampling == "grid"
+    size = None if patches and not training else crop_size  # full resolution outside training
 
-    def load(k, index):
-        x, name = fetch(index)
-        return k, x, name
+    def load(k, i):
+        """Element i is patch i % per of pair i // per."""
+        x, name = fetch(i // per)
+        return k, i % per, x, name
 
     a_first = data.direction == "AtoB"
 
-    def jitter(k, x, name):
+    def jitter(k, j, x, name):
         """Same crop and flip for A and B: they are the two halves of one 6-channel image."""
         if crop_jitter:
             x = tf.image.stateless_random_crop(x, [crop_size, crop_size, 6],
                                                seed=tf.stack([tf.cast(seed, tf.int64), 2 * k]))
+        if grid:
+            x = grid_tile(x, tf.cast(seed, tf.int64) * per + j, crop_size)
         if flip:
             x = tf.image.stateless_random_flip_left_right(
                 x, seed=tf.stack([tf.cast(seed, tf.int64), 2 * k + 1]))
-        x = tf.ensure_shape(x, [crop_size, crop_size, 6])
+        x = tf.ensure_shape(x, [size, size, 6])
         x = tf.cast(x, tf.float32) / 127.5 - 1.0
         a, b = x[..., :3], x[..., 3:]
         return (a, b, name) if a_first else (b, a, name)
@@ -382,13 +447,14 @@ def make_dataset(input_dir: Path, *, data: DataConfig, crop_size: int, batch_siz
     # costs (~0.1 s per function).
     plain = tf.autograph.experimental.do_not_convert
     if cached:
-        ds = ds.map(plain(lambda k, index: jitter(*load(k, index))),
+        ds = ds.map(plain(lambda k, i: jitter(*load(k, i))),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(plain(load), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.filter(plain(lambda k, x, name: tf.size(x) > 0))  # bad files skipped
+        ds = ds.filter(plain(lambda k, j, x, name: tf.size(x) > 0))  # bad files skipped
         ds = ds.map(plain(jitter), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size)
+    # Full-resolution pairs may differ in size: one per batch.
+    ds = ds.batch(batch_size if size is not None else 1)
     return ds.prefetch(tf.data.AUTOTUNE), n
 
 

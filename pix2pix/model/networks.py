@@ -1,5 +1,6 @@
 """pix2pix networks (arXiv 1611.07004, appendix 6.1): the U-Net generator and the PatchGAN
-discriminator, plus the two small layers they need (normalisation and switchable dropout).
+discriminator, plus the small layers they need (normalisation, switchable dropout, reflection
+padding); junyanz's ResNet generator; pix2pixHD's multi-scale discriminator.
 
 Shape comments are for the defaults: a 256x256 input, ngf = ndf = 64, batch ``bs``.
 Weights are drawn from N(0, 0.02), norm scales from N(1, 0.02), as in the paper's code.
@@ -10,6 +11,8 @@ variables, so a checkpoint written by one restores into the other; the networks 
 inputs and always return float32.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import keras
 import tensorflow as tf
@@ -193,6 +196,8 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
         (f * 2, False),  # (bs, 64, 64, 256)
         (f, False),      # (bs, 128, 128, 128)
     ]
+    if cfg.no_dropout:
+        decoder = [(filters, False) for filters, _ in decoder]
     if levels == 7:  # unet_128: one 512 level fewer on each side
         encoder = encoder[:6] + encoder[7:]
         decoder = decoder[:3] + decoder[4:]
@@ -211,6 +216,109 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
                                kernel_initializer=init(), name="output",
                                dtype=dtype)(x)  # (bs, 256, 256, 3)
     return keras.Model(inputs, _float32(x, "output_float32"), name=cfg.generator)
+
+
+class ReflectionPad(layers.Layer):
+    """Pad H and W by ``pad`` pixels mirrored at the border (PyTorch's ReflectionPad2d)."""
+
+    def __init__(self, pad: int, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = pad
+
+    def call(self, x):
+        p = self.pad
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
+RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
+
+
+def _conv_norm_relu(x, filters: int, kernel: int, *, name: str, norm: str, test_stats: str,
+                    dtype: str, epsilon: float, stride: int = 1, pad: str = "reflect"):
+    """Conv (no bias: the norm cancels it) -> norm -> ReLU, with reflection or zero padding."""
+    p = kernel // 2
+    x = (ReflectionPad(p, name=f"{name}_pad", dtype=dtype) if pad == "reflect"
+         else layers.ZeroPadding2D(p, name=f"{name}_pad", dtype=dtype))(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, use_bias=False, kernel_initializer=init(),
+                      name=f"{name}_conv", dtype=dtype)(x)
+    x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
+    return layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+
+
+def _res_block(x, filters: int, *, name: str, norm: str, dropout: bool, test_dropout: bool,
+               test_stats: str, dtype: str, epsilon: float):
+    """x + (reflect-pad, 3x3 conv, norm, ReLU, [dropout 0.5], reflect-pad, 3x3 conv, norm)(x)."""
+    y = _conv_norm_relu(x, filters, 3, name=f"{name}a", norm=norm, test_stats=test_stats,
+                        dtype=dtype, epsilon=epsilon)
+    if dropout:
+        y = Dropout(0.5, always=test_dropout, name=f"{name}_dropout", dtype=dtype)(y)
+    y = ReflectionPad(1, name=f"{name}b_pad", dtype=dtype)(y)
+    y = layers.Conv2D(filters, 3, use_bias=False, kernel_initializer=init(),
+                      name=f"{name}b_conv", dtype=dtype)(y)
+    y = _norm(norm, f"{name}b_norm", test_stats, dtype, epsilon)(y)
+    return layers.Add(name=f"{name}_add", dtype=dtype)([x, y])
+
+
+def resnet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
+                     test_stats: str = "image", dtype: str = "float32") -> keras.Model:
+    """junyanz's ResnetGenerator (after Johnson et al. 2016): c7s1-64, d128, d256, N residual
+    blocks R256 (9 for resnet_9blocks, 6 for resnet_6blocks), u128, u64, c7s1-3 with tanh.
+
+    Any crop_size divisible by 4 (the two stride-2 steps) and at least 8 (reflection padding
+    needs a 2x2 map at the bottom). Arguments as :func:`unet_generator`.
+    """
+    f, s, eps = cfg.ngf, cfg.crop_size, cfg.norm_epsilon
+    if s % 4 or s < 8:
+        raise ValueError(f"{cfg.generator} needs crop_size divisible by 4 and at least 8, "
+                         f"got {s}")
+    kw = dict(norm=cfg.norm, test_stats=test_stats, dtype=dtype, epsilon=eps)
+    inputs = keras.Input((s, s, cfg.input_nc), name="input")            # (bs, 256, 256, 3)
+    x = _conv_norm_relu(inputs, f, 7, name="c7s1", **kw)                # (bs, 256, 256, 64)
+    # PyTorch's Conv2d(3, stride 2, padding 1): zero padding on both sides, then a valid conv.
+    x = _conv_norm_relu(x, f * 2, 3, stride=2, pad="zero", name="down1",
+                        **kw)                                           # (bs, 128, 128, 128)
+    x = _conv_norm_relu(x, f * 4, 3, stride=2, pad="zero", name="down2",
+                        **kw)                                           # (bs, 64, 64, 256)
+    for i in range(RESNET_BLOCKS[cfg.generator]):                       # (bs, 64, 64, 256)
+        x = _res_block(x, f * 4, name=f"res{i + 1}", dropout=not cfg.no_dropout,
+                       test_dropout=test_dropout, **kw)
+    for i, filters in enumerate((f * 2, f)):  # (bs, 128, 128, 128), then (bs, 256, 256, 64)
+        # PyTorch's ConvTranspose2d(3, stride 2, padding 1, output_padding 1): the full
+        # (2n + 1)-pixel output less its first row and column.
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="valid", use_bias=False,
+                                   kernel_initializer=init(), name=f"up{i + 1}_conv",
+                                   dtype=dtype)(x)
+        x = layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i + 1}_crop", dtype=dtype)(x)
+        x = _norm(cfg.norm, f"up{i + 1}_norm", test_stats, dtype, eps)(x)
+        x = layers.ReLU(name=f"up{i + 1}_relu", dtype=dtype)(x)
+    x = ReflectionPad(3, name="output_pad", dtype=dtype)(x)            # (bs, 262, 262, 64)
+    x = layers.Conv2D(cfg.output_nc, 7, activation="tanh", kernel_initializer=init(),
+                      name="output", dtype=dtype)(x)                    # (bs, 256, 256, 3)
+    return keras.Model(inputs, _float32(x, "output_float32"), name=cfg.generator)
+
+
+def build_generator(cfg: ModelConfig, *, test_dropout: bool = False, test_stats: str = "image",
+                    dtype: str = "float32") -> keras.Model:
+    """The generator ``cfg.generator`` names (U-Net or ResNet)."""
+    build = resnet_generator if cfg.generator in RESNET_BLOCKS else unet_generator
+    return build(cfg, test_dropout=test_dropout, test_stats=test_stats, dtype=dtype)
+
+
+def generator_size_error(cfg: ModelConfig) -> str | None:
+    """Why ``cfg.crop_size`` does not fit ``cfg.generator`` (with what to do), or None."""
+    if cfg.generator in RESNET_BLOCKS:
+        if cfg.crop_size % 4 or cfg.crop_size < 8:
+            return (f"--crop_size {cfg.crop_size}: {cfg.generator} needs a multiple of 4, at "
+                    "least 8")
+        return None
+    levels = {"unet_256": 8, "unet_128": 7}[cfg.generator]
+    if cfg.crop_size < 2 ** levels or cfg.crop_size % 2 ** levels:
+        return (f"--crop_size {cfg.crop_size}: {cfg.generator} needs a multiple of "
+                f"{2 ** levels} (e.g. --crop_size {2 ** levels}); or pick another --generator")
+    return None
 
 
 # n_layers of stride-2 convs per receptive field, after junyanz's NLayerDiscriminator;
@@ -256,3 +364,64 @@ def patch_discriminator(cfg: ModelConfig, *, test_stats: str = "running",
                       dtype=dtype)(x)                      # (bs, 30, 30, 1)
     return keras.Model([a, b], _float32(x, "logits_float32"),
                        name=f"patchgan_{cfg.netd_receptive_field}")
+
+
+def patch_grid(size: int, receptive_field: int) -> int:
+    """Side of the logit grid a PatchGAN gives on a ``size`` x ``size`` pair (< 1: too small)."""
+    if receptive_field == 1:
+        return size
+    for _ in range(_PATCH_LAYERS[receptive_field]):
+        size = (size + 1) // 2  # stride 2, "same" padding
+    return size - 2  # two 4x4 convs at stride 1 after a 1-pixel zero padding each
+
+
+def scale_sizes(cfg: ModelConfig) -> list[int]:
+    """Image side each of the ``num_D`` discriminators sees: full size, then halved."""
+    sizes = [cfg.crop_size]
+    for _ in range(cfg.num_D - 1):
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+class Downsample(layers.Layer):
+    """pix2pixHD's AvgPool2d(3, stride 2, padding 1, count_include_pad=False): the mean of
+    each 3x3 window over the pixels inside the image."""
+
+    def call(self, x):
+        pad = [[0, 0], [1, 1], [1, 1], [0, 0]]
+        total = tf.nn.avg_pool2d(tf.pad(x, pad), 3, 2, "VALID")
+        inside = tf.nn.avg_pool2d(tf.pad(tf.ones_like(x[..., :1]), pad), 3, 2, "VALID")
+        return total / inside
+
+
+class MultiScaleDiscriminator:
+    """``num_D`` PatchGANs, the k-th on the pair downsampled k times (pix2pixHD); with
+    ``features`` each also returns its intermediate activations, for feature matching.
+
+    Called as ``D(input, target)``, it returns one list per scale: ``[activation_1, ...,
+    activation_n, logits]`` with ``features``, else ``[logits]``. ``nets`` are the Keras
+    models (what a checkpoint holds); with num_D 1 the only one is the plain PatchGAN.
+    """
+
+    def __init__(self, cfg: ModelConfig, *, features: bool = False, dtype: str = "float32"):
+        self.nets = [patch_discriminator(dataclasses.replace(cfg, crop_size=s), dtype=dtype)
+                     for s in scale_sizes(cfg)]
+        # Views of the same layers (shared weights) that also return every LeakyReLU's output:
+        # pix2pixHD's intermediate features, all layers but the logits.
+        self.taps = [keras.Model(d.inputs, [*(layer.output for layer in d.layers
+                                              if isinstance(layer, LeakyReLU)), d.output])
+                     if features else d for d in self.nets]
+        self.down = Downsample(name="downsample")
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return [v for d in self.nets for v in d.trainable_variables]
+
+    def __call__(self, inp: tf.Tensor, tar: tf.Tensor, training: bool = False) -> list[list]:
+        out = []
+        for k, net in enumerate(self.taps):
+            if k:
+                inp, tar = self.down(inp), self.down(tar)
+            y = net([inp, tar], training=training)
+            out.append(list(y) if isinstance(y, (list, tuple)) else [y])
+        return out

@@ -22,8 +22,9 @@ import tensorflow as tf
 
 from pix2pix.config import ModelConfig, TrainConfig, saved_model_config, saved_train_options
 from pix2pix.errors import ModelError
-from pix2pix.model.losses import clip_gradients, discriminator_loss, generator_loss
-from pix2pix.model.networks import patch_discriminator, unet_generator
+from pix2pix.model.losses import (clip_gradients, discriminator_loss, feature_matching_loss,
+                                  generator_loss, gradient_penalty)
+from pix2pix.model.networks import MultiScaleDiscriminator, build_generator
 from pix2pix.model.optim import Adam
 from pix2pix.model.precision import resolve as resolve_precision
 
@@ -41,24 +42,32 @@ class Trainer:
     def __init__(self, model: ModelConfig, train: TrainConfig):
         self.model_cfg, self.cfg = model, train
         self.dtype = resolve_precision(train.precision)
-        self.generator = unet_generator(model, test_stats=train.test_stats, dtype=self.dtype)
-        self.discriminator = patch_discriminator(model, dtype=self.dtype)
+        self.generator = build_generator(model, test_stats=train.test_stats, dtype=self.dtype)
+        self.D = MultiScaleDiscriminator(model, features=train.lambda_feat > 0, dtype=self.dtype)
+        self.discriminator = self.D.nets[0]  # the full-size one
+        self.perceptual = None
+        if train.perceptual_loss == "vgg19":
+            from pix2pix.model.perceptual import VGGLoss
+            self.perceptual = VGGLoss(train.vgg_weights, dtype=self.dtype)
         self.g_opt = Adam(self.generator.trainable_variables, lr=train.lr, beta1=train.beta1,
                           name="g_adam")
-        self.d_opt = Adam(self.discriminator.trainable_variables, lr=train.lr,
-                          beta1=train.beta1, name="d_adam")
+        self.d_opt = Adam(self.D.trainable_variables, lr=train.lr, beta1=train.beta1,
+                          name="d_adam")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        parts = dict(generator=self.generator, discriminator=self.discriminator,
+        # One discriminator is checkpointed as before num_D existed; several as a list.
+        parts = dict(generator=self.generator,
+                     discriminator=self.D.nets[0] if len(self.D.nets) == 1 else self.D.nets,
                      g_opt=self.g_opt, d_opt=self.d_opt, step=self.step)
         # The average is a float32 generator (whatever the training precision), so a restore
         # loads it like any generator; it starts as the initial weights.
         self.generator_average = None
         if train.ema_decay > 0:
-            self.generator_average = unet_generator(model, test_stats=train.test_stats)
+            self.generator_average = build_generator(model, test_stats=train.test_stats)
             for avg, w in zip(self.generator_average.weights, self.generator.weights):
                 avg.assign(w)
             parts["generator_average"] = self.generator_average
         self.checkpoint = tf.train.Checkpoint(**parts)
+        self._infer = None  # the generator in inference mode, for validation_l1
         s = model.crop_size
         self.train_step = tf.function(
             self._train_step, jit_compile=train.jit_compile, reduce_retracing=True,
@@ -68,16 +77,15 @@ class Trainer:
 
     def _train_step(self, inp: tf.Tensor, tar: tf.Tensor, lr: tf.Tensor):
         """One update of D and G on a batch; returns (scalar losses, generated batch)."""
-        G, D, c = self.generator, self.discriminator, self.cfg
+        G, D, c = self.generator, self.D, self.cfg
         self.g_opt.learning_rate.assign(lr)
         self.d_opt.learning_rate.assign(lr)
         with tf.GradientTape(persistent=True) as tape:
             fake = G(inp, training=True)
-            real_logits = D([inp, tar], training=True)
-            fake_logits = D([inp, fake], training=True)
-            losses = generator_loss(fake_logits, fake, tar, mode=c.gan_mode,
-                                    gan_weight=c.gan_weight, l1_weight=c.l1_weight)
-            losses["d_loss"] = discriminator_loss(real_logits, fake_logits, mode=c.gan_mode)
+            real_out = D(inp, tar, training=True)   # per scale: [activations..., logits]
+            fake_out = D(inp, fake, training=True)
+            losses = self.g_losses(fake, tar, real_out, fake_out)
+            losses.update(self.d_losses(inp, tar, fake, real_out, fake_out))
         g_grads, losses["g_grad_norm"] = clip_gradients(
             tape.gradient(losses["g_total"], G.trainable_variables), c.clip_grad)
         d_grads, losses["d_grad_norm"] = clip_gradients(
@@ -89,6 +97,57 @@ class Trainer:
         if self.generator_average is not None:
             self.update_average()
         return losses, fake
+
+    def g_losses(self, fake, tar, real_out, fake_out) -> dict[str, tf.Tensor]:
+        """GAN + lambda L1 (the paper), + lambda_feat feature matching and lambda_perceptual
+        VGG distance where asked for (pix2pixHD)."""
+        c = self.cfg
+        losses = generator_loss([o[-1] for o in fake_out], fake, tar, mode=c.gan_mode,
+                                gan_weight=c.gan_weight, l1_weight=c.l1_weight)
+        if c.lambda_feat > 0:
+            losses["g_feat"] = feature_matching_loss(real_out, fake_out)
+            losses["g_total"] += c.lambda_feat * losses["g_feat"]
+        if self.perceptual is not None:
+            losses["g_perceptual"] = self.perceptual(fake, tar)
+            losses["g_total"] += c.lambda_perceptual * losses["g_perceptual"]
+        return losses
+
+    def d_losses(self, inp, tar, fake, real_out, fake_out) -> dict[str, tf.Tensor]:
+        """Real as real, fake as fake, halved; + WGAN-GP's gradient penalty under wgangp."""
+        c = self.cfg
+        d_loss = discriminator_loss([o[-1] for o in real_out], [o[-1] for o in fake_out],
+                                    mode=c.gan_mode)
+        if c.gan_mode != "wgangp":
+            return {"d_loss": d_loss}
+        critic = lambda a, b: [o[-1] for o in self.D(a, b, training=True)]  # noqa: E731
+        gp = gradient_penalty(critic, inp, tar, fake, weight=c.lambda_gp)
+        return {"d_loss": d_loss + gp, "d_gp": gp}
+
+    def validation_l1(self, batches) -> float:
+        """Mean |G(input) - target| (the [-1, 1] scale of g_l1) of the generator being trained,
+        in inference mode, over ``batches`` of (input, target, name); pairs larger than
+        crop_size (patch training) are cut into the crop_size tiles that cover them."""
+        import numpy as np
+
+        from pix2pix.tiling import grid
+        s = self.model_cfg.crop_size
+        if self._infer is None:
+            self._infer = tf.function(lambda x: self.generator(x, training=False),
+                                      input_signature=[tf.TensorSpec(
+                                          [None, s, s, self.model_cfg.input_nc], tf.float32)])
+        total, count = 0.0, 0
+        for inp, tar, _name in batches:
+            inp, tar = inp.numpy(), tar.numpy()
+            h, w = inp.shape[1:3]
+            if (h, w) != (s, s):
+                cut = lambda x: np.stack([x[i, y:y + s, x0:x0 + s]  # noqa: E731
+                                          for i in range(x.shape[0]) for y in grid(h, s, 0)
+                                          for x0 in grid(w, s, 0)])
+                inp, tar = cut(inp), cut(tar)
+            out = self._infer(tf.constant(inp)).numpy()
+            total += float(np.abs(out - tar).sum())
+            count += tar.size
+        return total / max(count, 1)
 
     def update_average(self) -> None:
         """avg <- d * avg + (1 - d) * w for every generator weight (batch-norm statistics too).
@@ -215,7 +274,7 @@ def restore_generator(checkpoint_dir: Path, *, test_dropout: bool | None = None,
         test_dropout = bool(saved_train.get("test_dropout", False))
     if test_stats is None:
         test_stats = saved_train.get("test_stats", "image")
-    generator = unet_generator(model, test_dropout=test_dropout, test_stats=test_stats)
+    generator = build_generator(model, test_dropout=test_dropout, test_stats=test_stats)
     # The weight average when the run kept one, else the last weights.
     ema = float(saved_train["ema_decay"]) > 0
     options["weights"] = "average" if ema and not last_weights else "last"

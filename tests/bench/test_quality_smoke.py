@@ -125,3 +125,31 @@ def test_quality_refuses_bad_options(tmp_path: Path, capsys):
     assert "--baseline colour: not a project model/train option" in capsys.readouterr().err
     assert cli(["--data", str(tmp_path), "--baseline", "lr_policy"]) == 2
     assert "--baseline 'lr_policy': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_quality_takes_the_new_model_options_and_refuses_plateau():
+    """--project/--baseline reach issue 23's options (as bench/quality.py is run for the
+    ResNet and multi-scale results), with the train command's own checks."""
+    from pix2pix.errors import UsageError
+    q = _quality()
+    model, train = q.project_configs(q.parse_overrides(
+        ["generator=resnet_9blocks", "num_D=2", "lambda_feat=10", "gan_mode=wgangp"]),
+        crop_size=256)
+    assert (model.generator, model.num_D, train.lambda_feat, train.gan_mode) == \
+        ("resnet_9blocks", 2, 10.0, "wgangp")
+    with pytest.raises(UsageError, match="lr_policy=plateau: the benchmark holds no validation"):
+        q.project_configs({"lr_policy": "plateau"}, crop_size=256)
+    with pytest.raises(UsageError, match="--num_D 9: the coarsest discriminator"):
+        q.project_configs({"num_D": "9"}, crop_size=256)
+
+
+@pytest.mark.slow  # two tiny project models on two facades steps, no reference: ~1 min
+def test_quality_without_the_reference(facades_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    result = _quality().main(data=facades_dir, out=out, steps=2, max_test=2, samples=1,
+                             with_reference=False, project={"num_D": "2"},
+                             baseline={"num_D": "1"}, log=lambda _: None)
+    assert not any(k.startswith("reference") for k in result["summary"])
+    assert {"project", "baseline", "project_last_weights"} <= set(result["summary"])
+    assert len(result["runs"][0]["losses"]["baseline"]["g_l1"]) == 2
+    assert (out / "index.html").is_file() and (out / "losses_seed0.png").is_file()

@@ -30,6 +30,18 @@ def write_ab(path: Path, a: np.ndarray, b: np.ndarray) -> Path:
     return save(path, np.concatenate([a, b], axis=1))
 
 
+def write_inverse_pairs(folder: Path, *, n: int = 3, h: int = 48,
+                        w: int = 48) -> dict[str, np.ndarray]:
+    """``n`` A|B files of random A and B = 255 - A, so any crop or flip that differs between
+    the two halves shows; returns the A images by file name."""
+    images = {}
+    for i in range(n):
+        a = random_image(h, w, seed=i)
+        write_ab(folder / f"{i}.png", a, 255 - a)
+        images[f"{i}.png"] = a
+    return images
+
+
 def build_export(folder: Path, *, size: int, op: str = "identity", options: bool = True) -> Path:
     """A SavedModel with the export's serving_default contract: uint8 [N,S,S,3] -> {"output"}.
     op: identity, invert (255 - x), or conv (a fixed 3x3 box blur, a real convolution)."""

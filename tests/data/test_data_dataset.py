@@ -10,7 +10,7 @@ import pytest
 from pix2pix.config import DataConfig
 from pix2pix.data.dataset import find_pairs, make_dataset, resize_uint8
 from pix2pix.errors import DataError
-from tests.data.conftest import random_image, save, write_ab
+from tests.data.conftest import random_image, save, write_ab, write_inverse_pairs
 
 
 def _collect(ds):
@@ -27,12 +27,8 @@ def _u8(x: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def inverse_pairs(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """A|B files where B = 255 - A, so any crop or flip that differs between them shows."""
-    d, a_images = tmp_path / "pairs", {}
-    for i in range(3):
-        a = random_image(48, 48, seed=i)
-        write_ab(d / f"{i}.png", a, 255 - a)
-        a_images[f"{i}.png"] = a
-    return d, a_images
+    d = tmp_path / "pairs"
+    return d, write_inverse_pairs(d)
 
 
 @pytest.mark.parametrize("cache_mb", [2048, 0])  # cached in memory, streamed from disk
