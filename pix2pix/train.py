@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from pix2pix.config import (DataConfig, ModelConfig, TrainConfig, aliases, build, from_dict,
                             save_options, saved_model_config, saved_train_options, to_dict)
+from pix2pix import tracking
 from pix2pix.errors import DataError, ModelError, UsageError
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
@@ -176,7 +177,7 @@ def check_options(model: ModelConfig, train: TrainConfig, data: DataConfig | Non
     if train.wandb is not None:
         if not train.wandb.strip():
             raise UsageError("--wandb: give a project name")
-        _import_wandb()
+        tracking.import_wandb()
 
 
 # --------------------------------------------------------------------------- loop
@@ -330,7 +331,8 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
         return learning_rate(step, base=train.lr, policy=train.lr_policy, total_steps=total,
                              decay_steps=decay)
 
-    tracker = Wandb(train, output_dir, options=to_dict(model, data, train)) if train.wandb else None
+    tracker = (tracking.Wandb(train, output_dir, options=to_dict(model, data, train))
+               if train.wandb else None)
     save_options(output_dir / "options.json", model=model, data=data, train=train)
     start = step = int(trainer.step.numpy())
     print(f"{'resuming at step ' + str(step) + ' from ' + restored if restored else 'training'}: "
@@ -358,7 +360,7 @@ def train(*, input_dir: Path, output_dir: Path, model: ModelConfig, data: DataCo
                 if val_ds is not None and step % val_every == 0:
                     _validate(step, trainer, val_ds, plateau, tracker)
                 if train.summary_freq and (step % train.summary_freq == 0 or step == 1):
-                    _summaries(step, scalars(), lr, inp, fake, tar)
+                    tracking.summaries(step, scalars(), lr, inp, fake, tar)
                 if tracker is not None and (step % train.display_freq == 0 or step == 1):
                     tracker.log(step, scalars(), lr, inp, fake, tar)
                 if step % train.save_freq == 0:
@@ -436,57 +438,6 @@ def _validate(step: int, trainer, val_ds, plateau, tracker) -> None:
         print(f"step {step}: validation L1 {val_l1:.4f}, not {THRESHOLD:.0%} below its best "
               f"{float(plateau.best.numpy()):.4f} for {PATIENCE + 1} validations; learning "
               f"rate now {plateau.rate():.3g}", file=sys.stderr, flush=True)
-
-
-def _import_wandb():
-    """The wandb module; UsageError when it is not installed (it is an optional extra)."""
-    try:
-        import wandb
-    except ImportError:
-        raise UsageError("--wandb: the wandb package is not installed; pip install "
-                         "'pix2pix-pachyderm[wandb]', or drop --wandb") from None
-    return wandb
-
-
-class Wandb:
-    """Weights & Biases logging beside TensorBoard: losses, learning rate and input | output |
-    target samples. A resumed run goes on in the same wandb run (its id is kept in the
-    output folder). WANDB_MODE=offline logs to ``output_dir/wandb`` only."""
-
-    ID_FILE = "wandb_run_id"
-
-    def __init__(self, train: TrainConfig, output_dir: Path, *, options: dict):
-        self.wandb = wandb = _import_wandb()
-        id_file = Path(output_dir) / self.ID_FILE
-        run_id = id_file.read_text().strip() if id_file.is_file() else wandb.util.generate_id()
-        id_file.write_text(run_id + "\n")
-        self.run = wandb.init(project=train.wandb, id=run_id, resume="allow",
-                              dir=str(output_dir), config=options)
-
-    def log(self, step: int, scalars: dict[str, float], lr: float | None = None, inp=None,
-            fake=None, tar=None) -> None:
-        data = dict(scalars)
-        if lr is not None:
-            data["lr"] = lr
-        if inp is not None:
-            import numpy as np
-            row = np.concatenate([inp[0, ..., :3], fake[0, ..., :3], tar[0, ..., :3]], axis=1)
-            data["samples"] = self.wandb.Image(
-                np.round((np.clip(row, -1, 1) + 1) * 127.5).astype(np.uint8),
-                caption="input | output | target")
-        self.run.log(data, step=step)
-
-    def finish(self) -> None:
-        self.run.finish()
-
-
-def _summaries(step: int, scalars: dict[str, float], lr: float, inp, fake, tar) -> None:
-    import tensorflow as tf
-    for name, value in scalars.items():
-        tf.summary.scalar(name, value, step=step)
-    tf.summary.scalar("lr", lr, step=step)
-    for name, images in (("input", inp), ("output", fake), ("target", tar)):
-        tf.summary.image(name, (images[..., :3] + 1.0) / 2.0, step=step, max_outputs=3)
 
 
 def decay_steps(train: TrainConfig, *, total: int, steps_per_epoch: int) -> int:
