@@ -31,10 +31,13 @@ Branch = tuple[str, str]  # (repo, branch)
 # -- starting and finishing ------------------------------------------------------------------------
 def start_commit(ctx: Context, repo: str, branch: str = "master", parent: Optional[str] = None,
                  description: str = "", *, output: bool = False,
-                 commit_id: Optional[str] = None) -> str:
+                 commit_id: Optional[str] = None, owned: bool = True) -> str:
     """Open a commit on ``branch`` (its new head) and propagate it downstream; returns its ID
     (``commit_id``, e.g. a transaction's, or a new one). Its parent is the branch head (or
-    ``parent``), which must be finished.
+    ``parent``), which must be finished. An ``owned`` commit belongs to this process: if the
+    process dies before finishing it, the next command drops it (a killed ``put file``);
+    one that is not owned stays open until someone finishes it, as pachd's do
+    (``start commit``, StartCommit over the API).
 
     Raises:
         PreconditionError: the branch is an output branch (``output`` lets a pipeline's own
@@ -60,7 +63,8 @@ def start_commit(ctx: Context, repo: str, branch: str = "master", parent: Option
             raise ConflictError(f"repo {repo} already has commit {cid} (one commit set holds one "
                                 "commit per repo)")
         store.insert_commit(repo=repo, commit_id=cid, branch=branch, parent=parent_id,
-                            origin="USER", description=description, owner=Owner(*procs.me()))
+                            origin="USER", description=description,
+                            owner=Owner(*procs.me()) if owned else None)
         store.set_branch_head(repo, branch, cid)
         propagate(ctx, [(repo, branch)], cid)
     return cid

@@ -109,8 +109,7 @@ def _combos(inp: Input, commits: dict[tuple[str, str], InputCommit]) -> list[lis
         return _join(inp.children, commits)
     if inp.kind == "group":
         return _group(inp.children, commits)
-    raise SpecError("input: only pfs, cross, union, join and group inputs run on the embedded "
-                    "engine (cron and spout need a real Pachyderm)")
+    raise SpecError(f"{inp.field}: a {inp.kind} input has no datums (a spout has no input)")
 
 
 def _keyed(children: tuple[Input, ...], commits, what: str) -> list[tuple[PfsInput, list[Match]]]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 from pix2pix.errors import StoreBusyError
-from pix2pix.pachyderm import (branches, commits, dag, files, jobs, pipelines, projects,
+from pix2pix.pachyderm import (branches, commits, cron, dag, files, jobs, pipelines, projects,
                                provenance, queries, repos, services)
 from pix2pix.pachyderm.context import Context, default_state_dir
 from pix2pix.pachyderm.info import (
@@ -221,7 +221,7 @@ class Engine(Context):
         other's output repos in any order. All are validated before any is stored."""
         infos = pipelines.create_pipelines(self, specs, update=update, reprocess=reprocess)
         for info in infos:
-            if services.is_long_running(info) and info.state == "running":
+            if _supervised(info) and info.state == "running":
                 services.stop_supervisor(self, info.name)  # an update restarts its code
                 services.ensure_running(self, info.name)
         self._ran(run)
@@ -245,7 +245,7 @@ class Engine(Context):
         """Start a stopped pipeline; its waiting jobs run (unless deferred), a spout's or
         service's code starts."""
         info = pipelines.set_pipeline_running(self, name, True)
-        if services.is_long_running(info):
+        if _supervised(info):
             services.ensure_running(self, name)
         self._ran(run)
         return self.inspect_pipeline(info.name)
@@ -261,10 +261,22 @@ class Engine(Context):
     inspect_datum = queries.inspect_datum
     logs = queries.logs
     datum_of = queries.datum_of
+    dry_run_datums = queries.dry_run_datums
     provenance = provenance.trace
+
+    def run_cron(self, name: str, *, run: Optional[bool] = None) -> list[str]:
+        """pachd's RunCron: a tick of each of the pipeline's cron inputs now (see
+        :func:`cron.run_cron`), then the jobs they cause, unless deferred."""
+        return cron.run_cron(self, name, run=run)
 
     def list_pending(self) -> list[dict]:
         """Queued jobs: ``{"kind": "job", "pipeline", "commit_id"}`` (``repo`` and ``branch``
         are None)."""
         return [{"kind": t.kind, "repo": t.repo, "branch": t.branch, "commit_id": t.commit_id,
                  "pipeline": t.pipeline} for t in self.store.list_pending()]
+
+
+def _supervised(info: PipelineInfo) -> bool:
+    """Whether a pipeline runs under a supervisor: a spout's or service's code, or the ticks of
+    its cron inputs."""
+    return services.is_long_running(info) or cron.has_cron(info)

@@ -16,6 +16,9 @@ from pix2pix.pachyderm.spec import PipelineSpec
 
 Origin = Literal["USER", "AUTO"]
 
+# The pachd release whose API the engine speaks: python-pachyderm 7.6 was generated from it.
+PACHD_VERSION = (2, 6, 0)
+
 
 class _State(str, enum.Enum):
     """A state stored and printed by its value (``"success"``), with pachd's name beside it."""

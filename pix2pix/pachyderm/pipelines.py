@@ -4,6 +4,7 @@ branch (the branches they read), so a commit on an input branch opens an output 
 job."""
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Optional
 
@@ -29,7 +30,7 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
             repo that does not exist). AlreadyExistsError: the pipeline exists and ``update`` is
             False, or a user repo has its name. NotFoundError: its project does not exist.
     """
-    checked = [(src, parse_spec(spec, source=src)) for src, spec in specs]
+    checked = [(src, _with_cron_defaults(parse_spec(spec, source=src))) for src, spec in specs]
     names = [s.qname for _, s in checked]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -47,6 +48,12 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
                                      "pipeline's output repo would take its name; rename one of them")
         check_runnable(spec, where)
         for p in spec.pfs_inputs:
+            if p.from_cron:
+                if p.qrepo in existing or p.qrepo in names:
+                    raise AlreadyExistsError(f"{where}: {p.field}: its tick repo {p.qrepo!r} is "
+                                             "a pipeline's output repo; give the cron input "
+                                             "another name or repo")
+                continue  # created below, as pachd creates it
             if p.qrepo not in repos and p.qrepo not in names:
                 raise MissingInputError(f"{where}: {p.field}.repo: repo {p.qrepo!r} does not "
                                         f"exist; create it with `pix2pix create repo {p.qrepo}` "
@@ -70,6 +77,9 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
             old = existing.get(name)
             if old is not None and old.parsed.output_branch != spec.output_branch:
                 store.set_branch_provenance(name, old.parsed.output_branch, [])
+            for c in cron_inputs(spec):
+                if store.get_repo(c.repo) is None:
+                    store.insert_repo(c.repo, f"Cron tick repo for pipeline {spec.name}.", "user")
             if spec.long_running:
                 continue  # its code, under a supervisor, runs on (and, a spout, commits to) it
             set_id = new_id()
@@ -81,10 +91,33 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
     return [inspect_pipeline(ctx, s.qname) for _, s in checked]
 
 
+def cron_inputs(spec: PipelineSpec) -> list:
+    return [n.cron for n in spec.input.walk() if n.cron is not None]
+
+
+def _with_cron_defaults(spec: PipelineSpec) -> PipelineSpec:
+    """pachd's defaults of a cron input, written into the spec when it is created: its repo
+    (``<pipeline>_<name>``) and its start (now), which the first tick follows."""
+    if not cron_inputs(spec):
+        return spec
+    from pix2pix.pachyderm.cron import tick_name
+    now = tick_name(datetime.datetime.now().astimezone())
+    raw = json.loads(spec.to_json())
+
+    def fill(node: dict) -> None:
+        if node.get("cron"):
+            c = node["cron"]
+            c.setdefault("repo", f"{spec.name}_{c['name']}")
+            c.setdefault("start", now)
+        for kind in ("cross", "union", "join", "group"):
+            for child in node.get(kind) or []:
+                fill(child)
+    fill(raw["input"])
+    return PipelineSpec.from_raw(raw)
+
+
 def check_runnable(spec: PipelineSpec, where: str) -> None:
     """What a valid spec may ask that the embedded engine cannot do: one line, at create time."""
-    if spec.input.has("cron"):
-        raise SpecError(f"{where}: input.cron: cron inputs need a real Pachyderm")
     if spec.service is not None:
         raise SpecError(f"{where}: service: not supported by the embedded engine yet")
 
@@ -113,7 +146,12 @@ def delete_pipeline(ctx: Context, name: str, keep_repo: bool = False, force: boo
     if readers and not force:
         raise PreconditionError(f"pipeline {name!r} feeds pipeline(s) {', '.join(readers)}; delete "
                                 "them first or use --force")
-    ctx.store.delete_pipeline(name, keep_repo=keep_repo)
+    spec = inspect_pipeline(ctx, name).parsed
+    with ctx.store.tx():
+        ctx.store.delete_pipeline(name, keep_repo=keep_repo)
+        if not keep_repo:  # its cron inputs' tick repos go with it, as in pachd
+            for c in cron_inputs(spec):
+                ctx.store.delete_repo(c.repo)
 
 
 def set_pipeline_running(ctx: Context, name: str, running: bool) -> PipelineInfo:

@@ -18,7 +18,8 @@ def pid_start(pid: int) -> str:
 
 
 def process_alive(pid: int | None, start: str | None) -> bool:
-    """True while the process ``pid`` that started at ``start`` runs."""
+    """True while the process ``pid`` that started at ``start`` runs (a zombie, exited but not
+    yet reaped by its parent, does not)."""
     if not pid:
         return False
     try:
@@ -27,6 +28,12 @@ def process_alive(pid: int | None, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        state = ""
+    if state in ("Z", "X"):
+        return False
     return not start or pid_start(pid) in ("", start)
 
 

@@ -39,11 +39,10 @@ from python_pachyderm.proto.v2.version.versionpb import version_pb2, version_pb2
 
 from pix2pix import __version__
 from pix2pix.errors import ClusterError
+from pix2pix.pachyderm.info import PACHD_VERSION
 from pix2pix.pachyderm.server_base import complete
 
 HOST = "127.0.0.1"
-# The pachd release whose API python-pachyderm 7.6 was generated from.
-PACHD_VERSION = (2, 6, 0)
 MAX_MESSAGE_BYTES = 64 << 20  # above pachd's 20 MiB, so any client chunk size fits
 
 

@@ -46,8 +46,9 @@ def start_commit(eng, req: pfs_pb2.StartCommitRequest,
     parent = None
     if req.HasField("parent") and (req.parent.id or req.parent.branch.name):
         parent = commit_ref(req.parent)[1]
+    # Not owned by the server process: an open commit outlives a restart, as in pachd.
     cid = eng.start_commit(repo, branch, parent=parent, description=req.description,
-                           commit_id=commit_set)
+                           commit_id=commit_set, owned=False)
     return commit_pb(repo, cid, branch)
 
 

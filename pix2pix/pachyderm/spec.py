@@ -27,6 +27,7 @@ from typing import Any, Iterable, Iterator, Optional
 from pix2pix.errors import SpecError
 from pix2pix.pachyderm.globs import check_glob
 from pix2pix.pachyderm.refs import qualify
+from pix2pix.pachyderm.schedules import check as check_schedule
 from pix2pix.pachyderm.specfile import camelize
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
@@ -54,6 +55,7 @@ class PfsInput:
     group_by: str = ""
     outer_join: bool = False
     field: str = "input.pfs"
+    from_cron: bool = False  # the pfs side of a cron input (its tick repo, branch master, /*)
 
     @property
     def key(self) -> str:
@@ -68,10 +70,14 @@ class PfsInput:
 
 @dataclass(frozen=True)
 class CronInput:
+    """A cron input: ticks on ``spec``'s schedule, each a commit to ``repo`` (its engine name;
+    pachd's default ``<pipeline>_<name>``), read as a pfs input of that repo with glob ``/*``."""
+
     name: str
     spec: str
     repo: str = ""
     overwrite: bool = False
+    start: str = ""  # RFC 3339; the first tick follows it (set when the pipeline is created)
     field: str = "input.cron"
 
 
@@ -185,7 +191,8 @@ class PipelineSpec:
                 working_dir=t.get("workingDir") or None,
                 accept_return_code=frozenset(int(c) for c in t.get("acceptReturnCode") or ()),
                 datum_batching=bool(t.get("datumBatching"))),
-            input=build_input(raw["input"], "input", project=project) if raw.get("input")
+            input=build_input(raw["input"], "input", project=project,
+                              pipeline=raw["pipeline"]["name"]) if raw.get("input")
             else Input("none"),
             raw=raw,
             output_branch=raw.get("outputBranch") or DEFAULT_BRANCH,
@@ -208,9 +215,10 @@ def _opt_tuple(value: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
 
 
 def build_input(node: dict[str, Any], path: str = "input", *,
-                project: str = DEFAULT_PROJECT) -> Input:
+                project: str = DEFAULT_PROJECT, pipeline: str = "") -> Input:
     """The typed tree of a valid input dict (``field`` paths start at ``path``). A pfs input
-    without a project reads the pipeline's ``project``, as in pachd."""
+    without a project reads the pipeline's ``project``, as in pachd; a cron input is also the
+    pfs input of its tick repo."""
     if node.get("pfs"):
         p = node["pfs"]
         where = path + ".pfs"
@@ -222,13 +230,18 @@ def build_input(node: dict[str, Any], path: str = "input", *,
             outer_join=bool(p.get("outerJoin")), field=where))
     if node.get("cron"):
         c = node["cron"]
+        name = c.get("name") or ""
+        repo = c.get("repo") or f"{pipeline}_{name}"
+        where = path + ".cron"
         return Input("cron", field=path, cron=CronInput(
-            name=c.get("name") or "", spec=c.get("spec") or "", repo=c.get("repo") or "",
-            overwrite=bool(c.get("overwrite")), field=path + ".cron"))
+            name=name, spec=c.get("spec") or "", repo=qualify(project, repo),
+            overwrite=bool(c.get("overwrite")), start=c.get("start") or "", field=where),
+            pfs=PfsInput(name=name, repo=repo, glob="/*", project=project, field=where,
+                         from_cron=True))
     for kind in COMBINATIONS:
         if node.get(kind):
             return Input(kind, field=path, children=tuple(
-                build_input(c, f"{path}.{kind}[{i}]", project=project)
+                build_input(c, f"{path}.{kind}[{i}]", project=project, pipeline=pipeline)
                 for i, c in enumerate(node[kind])))
     raise SpecError(f"{path}: exactly one of {', '.join(INPUT_KINDS)} expected")
 
@@ -312,7 +325,7 @@ def semantic_problems(spec: dict) -> list[str]:
     _check_input(inp, "input", out)
     project = ((spec.get("pipeline") or {}).get("project") or {}).get("name") or DEFAULT_PROJECT
     if not out and qualify(project, name) in {
-            p.qrepo for p in build_input(inp, "input", project=project).pfs_inputs}:
+            p.qrepo for p in build_input(inp, "input", project=project, pipeline=name).pfs_inputs}:
         out.append(f"input: the pipeline reads its own output repo {name!r} (a cycle)")
     return out
 
@@ -328,6 +341,7 @@ def _check_input(inp: dict, path: str, out: list[str]) -> None:
         _check_pfs(inp["pfs"], path, out)
         return
     if kind == "cron":
+        _check_cron(inp["cron"], path, out)
         return
     children = inp[kind]
     for i, child in enumerate(children):
@@ -356,6 +370,22 @@ def _raw_names(inp: dict) -> list[str]:
         return [inp["cron"].get("name") or ""]
     return list(dict.fromkeys(n for kind in COMBINATIONS for child in inp.get(kind) or []
                               for n in _raw_names(child)))
+
+
+def _check_cron(cron: dict, path: str, out: list[str]) -> None:
+    nm = cron.get("name") or ""
+    if not NAME.match(nm):
+        out.append(f"{path}.cron.name: {nm!r} is not a valid input name (1-63 letters, digits, "
+                   "'_' or '-')")
+    if not cron.get("spec"):
+        out.append(f"{path}.cron.spec: missing; a schedule like \"@every 60s\" or "
+                   "\"*/10 * * * *\"")
+    else:
+        reason = check_schedule(cron["spec"])
+        if reason:
+            out.append(f"{path}.cron.spec: {reason}")
+    if cron.get("repo") and not NAME.match(cron["repo"]):
+        out.append(f"{path}.cron.repo: {cron['repo']!r} is not a valid repo name")
 
 
 def _check_pfs(pfs: dict, path: str, out: list[str]) -> None:

@@ -149,7 +149,8 @@ def _pachd_model(c: sqlite3.Connection) -> None:
         c.execute("DELETE FROM staged WHERE commit_id IN (SELECT id FROM open_commits)")
         c.execute("DROP TABLE open_commits")
     c.execute("INSERT OR IGNORE INTO projects(name, description, created) VALUES "
-              "('default', '', COALESCE((SELECT MIN(created) FROM repos), 0))")
+              "('default', '', COALESCE((SELECT MIN(created) FROM repos), "
+              "CAST(strftime('%s', 'now') AS REAL)))")
 
 
 # (version, step): the steps that take a folder to that version, in order; each runs once, in
