@@ -46,10 +46,12 @@ def cli() -> None:
 
     \b
     Model modes:     train, test, export, process, generate, evaluate, serve
-    Engine (pachctl verbs on the embedded engine):
-                     create/list/delete repo, put/get/list/inspect file,
-                     list/inspect/wait commit, create/update/list/inspect/delete pipeline,
-                     list/inspect job, list datum, logs, provenance
+    Engine:          pachctl's verbs on the embedded engine, typed as for pachctl:
+                     create/inspect/list/delete project|repo|branch|pipeline,
+                     put/get/list/inspect/copy/diff/glob/delete file,
+                     start/finish/list/inspect/wait/subscribe/squash/delete commit,
+                     stop/start/edit/draw pipeline, list/inspect/wait/stop/delete job,
+                     list/inspect/restart datum, logs, run, provenance, fsck, version
     A real cluster:  cluster deploy|put|wait|get|provenance|status, local serve
     Everything:      demo
     """
@@ -60,8 +62,14 @@ def _register() -> None:
     # development never breaks the others.
     from pix2pix.cli import train as _train  # noqa: F401  train, test, export, evaluate
     from pix2pix.cli import images as _images  # noqa: F401  process, generate
-    from pix2pix.cli import pfs as _pfs  # noqa: F401  pachctl verbs: repos, files, commits
-    from pix2pix.cli import pps as _pps  # noqa: F401  pachctl verbs: pipelines, jobs, logs
+    # pachctl's verbs on the embedded engine, one module per kind of thing, as pachctl's own
+    # cmds packages are split (pfs: projects/repos/branches, files, commits; pps: pipelines, jobs).
+    from pix2pix.cli import repos as _repos  # noqa: F401  projects, repos, branches
+    from pix2pix.cli import files as _files  # noqa: F401  put/get/list/inspect/copy/diff/glob file
+    from pix2pix.cli import commits as _commits  # noqa: F401  commits and commit sets
+    from pix2pix.cli import pipelines as _pipelines  # noqa: F401  pipelines, draw, edit
+    from pix2pix.cli import jobs as _jobs  # noqa: F401  jobs, datums, logs, run, provenance
+    from pix2pix.cli import admin as _admin  # noqa: F401  version, fsck
     from pix2pix.cli import cluster as _cluster  # noqa: F401  cluster ..., local serve
     from pix2pix.cli import demo as _demo  # noqa: F401  demo
     from pix2pix.cli import serve as _serve  # noqa: F401  serve

@@ -178,7 +178,14 @@ def serve_cmd(port: int, state_dir: Path | None, executor: str | None) -> None:
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option("--executor", type=click.Choice(["process", "container"]), default="process")
 def supervise_cmd(pipeline: str, state_dir: Path, executor: str) -> None:
-    """Keep a spout's or service's code running (started by create/start pipeline)."""
+    """Keep a spout's or service's code running, or a cron pipeline ticking (started by
+    create/start pipeline)."""
+    from pix2pix.pachyderm import cron
     from pix2pix.pachyderm.engine import Engine
-    from pix2pix.pachyderm.services import supervise
-    supervise(Engine(state_dir, executor=executor), pipeline)
+    from pix2pix.pachyderm.services import is_long_running, supervise
+    eng = Engine(state_dir, executor=executor)
+    p = eng.inspect_pipeline(pipeline)
+    if cron.has_cron(p) and not is_long_running(p):
+        cron.run_ticker(eng, pipeline)
+    else:
+        supervise(eng, pipeline)

@@ -40,8 +40,9 @@ def test_repo_commands(cli_run, refused):
     ok(cli_run("create", "repo", "images", "-d", "raw photos"))
     ok(cli_run("create", "repo", "other"))
     out = ok(cli_run("list", "repo")).output.splitlines()
-    assert out[0].split() == ["NAME", "CREATED", "SIZE", "(MASTER)", "DESCRIPTION"]
-    assert {line.split()[0] for line in out[1:]} == {"images", "other"}
+    assert out[0].split() == ["PROJECT", "NAME", "CREATED", "SIZE", "(MASTER)", "DESCRIPTION"]
+    assert {tuple(line.split()[:2]) for line in out[1:]} == {("default", "images"),
+                                                           ("default", "other")}
     data = json.loads(ok(cli_run("list", "repo", "--json")).output)
     assert {r["name"]: r["description"] for r in data} == {"images": "raw photos", "other": ""}
     assert json.loads(ok(cli_run("inspect", "repo", "images", "-o", "json")).output)["type"] == "user"
@@ -95,7 +96,8 @@ def test_commit_commands(cli_run, tree: Path):
     ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"), "-m", "first"))
     ok(cli_run("put", "file", "images@master:/b", "-f", str(tree / "a.txt")))
     lines = ok(cli_run("list", "commit", "images")).output.splitlines()
-    assert lines[0].split() == ["REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION"]
+    assert lines[0].split() == ["PROJECT", "REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN",
+                                "DESCRIPTION"]
     assert len(lines) == 3 and "first" in lines[2]
     commits = json.loads(ok(cli_run("list", "commit", "images@master", "-n", "1", "--json")).output)
     assert len(commits) == 1
@@ -115,13 +117,13 @@ def test_pipeline_job_datum_logs_provenance_commands(cli_run, refused, tmp_path:
     assert ok(cli_run("get", "file", "up@master:/b.txt")).output == "BETA"
     assert ok(cli_run("get", "file", "count@master:/count")).output.strip() == "2"
     lines = ok(cli_run("list", "pipeline")).output.splitlines()
-    assert lines[0].split()[:3] == ["NAME", "VERSION", "INPUT"]
-    assert {line.split()[0] for line in lines[1:]} == {"up", "count"}
+    assert lines[0].split()[:4] == ["PROJECT", "NAME", "VERSION", "INPUT"]
+    assert {line.split()[1] for line in lines[1:]} == {"up", "count"}
     assert json.loads(ok(cli_run("inspect", "pipeline", "up", "--json")).output)["version"] == 1
     jobs = json.loads(ok(cli_run("list", "job", "-p", "up", "--json")).output)
     assert len(jobs) == 1 and jobs[0]["state"] == "success"
     jid = jobs[0]["id"]
-    table = ok(cli_run("list", "job")).output
+    table = ok(cli_run("list", "job", "-x")).output
     assert "PIPELINE" in table and "2 + 0 / 2" in table
     assert "Output commit: up@" + jid in ok(cli_run("inspect", "job", f"up@{jid}")).output
     datums = ok(cli_run("list", "datum", f"up@{jid}")).output.splitlines()
@@ -147,7 +149,7 @@ def test_no_run_then_run(cli_run, tmp_path: Path, tree: Path):
     ok(cli_run("create", "pipeline", "-f", str(f), "--no-run"))
     ok(cli_run("put", "file", "images@master:/a", "-f", str(tree / "a.txt"), "--no-run"))
     # As in pachd the jobs exist at once; --no-run leaves them created, not run.
-    assert [j["state"] for j in json.loads(ok(cli_run("list", "job", "--json")).output)] == \
+    assert [j["state"] for j in json.loads(ok(cli_run("list", "job", "-x", "--json")).output)] == \
         ["created", "created"]
     ok(cli_run("run"))
     assert ok(cli_run("get", "file", "up@master:/a")).output == "alpha"
@@ -193,12 +195,12 @@ def test_state_flag_and_env(cli_run, tmp_path: Path):
     ok(cli_run("create", "repo", "x", "--state", str(other)))
     assert (other / "engine.db").exists()
     assert "x" not in ok(cli_run("list", "repo")).stdout.split("\n", 1)[1]
-    assert ok(cli_run("list", "repo", "--state", str(other))).stdout.split("\n")[1].startswith("x ")
+    assert ok(cli_run("list", "repo", "--state", str(other))).stdout.split("\n")[1].split()[:2] == ["default", "x"]
 
 
 def test_get_tree_refuses_to_write_outside_its_folder(tmp_path: Path):
     """Repo paths are clean by construction; the writer checks again anyway."""
-    from pix2pix.cli.pfs import get_tree
+    from pix2pix.cli.files import get_tree
     from pix2pix.pachyderm.info import FileInfo
 
     class Evil:
@@ -264,5 +266,5 @@ def test_branch_and_commitset_commands_and_defer_env(cli_run, tmp_path: Path, tr
     cid = r.stderr.strip().splitlines()[-1].split("@")[1]
     assert "/c" not in ok(cli_run("list", "file", "up@master")).stdout  # deferred
     out = ok(cli_run("wait", "commitset", cid))
-    assert [line.split()[0] for line in out.stdout.splitlines()[1:]] == ["images", "up"]
+    assert [line.split()[1] for line in out.stdout.splitlines()[1:]] == ["images", "up"]
     assert ok(cli_run("get", "file", "up@master:/c")).stdout == "alpha"

@@ -41,7 +41,7 @@ def test_sigterm_during_a_job_stops_the_transform(tmp_path: Path):
     time.sleep(0.5)
     assert not _alive(marker), "the transform outlived the command"
 
-    jobs = json.loads(_pix2pix("list", "job", "--json", env=env).communicate(timeout=60)[0])
+    jobs = json.loads(_pix2pix("list", "job", "-x", "--json", env=env).communicate(timeout=60)[0])
     # The pipeline's first job (no data yet) succeeded; the put's job was killed.
     assert [j["state"] for j in jobs if j["pipeline"] == "slow"] == ["killed", "success"]
     # The file itself landed: the commit finished before the job ran.
