@@ -305,6 +305,15 @@ def test_docs_table_is_the_checked_one() -> None:
     assert current == render(), f"docs/engine.md's habit table is stale: run python {__file__}"
 
 
+def test_readme_counts_are_the_checked_ones() -> None:
+    """The README's one-line summary carries the same counts as the table."""
+    counts = {k: sum(h.status == k for h in HABITS) for k in ("works", "differs", "missing")}
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    want = (f"{counts['works']} of {len(HABITS)} pachctl habits work as typed, "
+            f"{counts['differs']} differ and {counts['missing']} are missing")
+    assert want in readme, f"README.md should say: {want!r}"
+
+
 def test_every_status_is_known() -> None:
     assert {h.status for h in HABITS} <= {"works", "differs", "missing"}
     assert all(h.note for h in HABITS if h.status != "works")
