@@ -175,6 +175,8 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> Path:
         engine.create_pipelines(new)
     if old:
         engine.create_pipelines(old, update=True)
+    if engine.inspect_pipeline(SERVICE).state != "running":
+        engine.start_pipeline(SERVICE)  # an earlier demo stopped it
     log(f"created repos {', '.join(REPOS)} and pipelines {', '.join(STAGES)}")
 
     with engine.commit("test_pairs", "master") as commit:
