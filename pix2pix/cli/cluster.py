@@ -170,7 +170,7 @@ def models_cmd(obj: _Ctx, model_repo: str, eval_repo: str, output: str, as_json:
 
     cluster = obj.cluster
     with cluster.rpc(f"repo {model_repo!r}"):
-        list(cluster.client.inspect_repo(model_repo))  # NOT_FOUND names the repo
+        cluster.client.inspect_repo(model_repo)  # NOT_FOUND names the repo
         entries = list_models(ClusterReader(cluster.client), model_repo=model_repo,
                               eval_repo=eval_repo)
     print_models(entries, as_json=as_json or output == "json", model_repo=model_repo)

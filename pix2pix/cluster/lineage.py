@@ -38,7 +38,7 @@ class ClusterReader:
             if self._missing(e):
                 return []
             raise
-        out = [_record(repo, ci) for ci in infos if ci.origin.kind != pfs_pb2.OriginKind.ALIAS]
+        out = [_record(repo, ci) for ci in infos]
         for r in out:
             self._commits[(repo, r.id)] = r
         return out
