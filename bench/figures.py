@@ -167,6 +167,8 @@ def incremental(state: Path, *, base: int, steps: int) -> None:
         for p in pairs:
             c.put_file(f"/train/{p.name}", p.read_bytes())
         c.put_file("/params.yaml", yaml.safe_dump(params).encode())
+    # generate_images reads the promoted model (model@production)
+    engine.create_branch("model", "production", head=engine.inspect_branch("model", "master").head)
     setup_s = time.perf_counter() - t0
 
     def image(i: int) -> bytes:

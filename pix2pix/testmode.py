@@ -89,10 +89,23 @@ def run_test(*, input_dir: Path, output_dir: Path, checkpoint: Path | None = Non
             targets.append(pngs["targets"])
             rows.append(stem)
     metrics = evaluate_pairs(outputs, targets, names=names)
+    metrics.update(_data_commits(model or checkpoint, input_dir))
     _write_index(output_dir / "index.html", rows, metrics)
     write_json(metrics, output_dir / "metrics.json")
     print(format_table(metrics), flush=True)
     return metrics
+
+
+def _data_commits(model: Path, input_dir: Path) -> dict:
+    """Which model and test-data commits were scored, when run as a Pachyderm datum (from the
+    worker's ``<input>_COMMIT`` env; None elsewhere), and the job that scored them."""
+    from pix2pix import pachenv
+    found_model, found_data = pachenv.input_of(model), pachenv.input_of(input_dir)
+    return {"model_commit": found_model[1] if found_model else None,
+            "model_input": found_model[0] if found_model else None,
+            "test_data_commit": found_data[1] if found_data else None,
+            "test_data_input": found_data[0] if found_data else None,
+            "job": pachenv.job_id()}
 
 
 def _safe_stem(name: str) -> str:
@@ -116,6 +129,9 @@ def _write_index(path: Path, stems: list[str], metrics: dict) -> None:
            "</head><body>",
            f"<p>{metrics['count']} images; mean L1 {metrics['mean']['l1']:.4f} (on [0, 1]), "
            f"PSNR {metrics['mean']['psnr']:.2f} dB, SSIM {metrics['mean']['ssim']:.4f}</p>",
+           *([f"<p>model commit {html.escape(metrics['model_commit'])}, test data commit "
+              f"{html.escape(str(metrics.get('test_data_commit')))}</p>"]
+             if metrics.get("model_commit") else []),
            "<table><tr><th>name</th><th>input</th><th>output</th><th>target</th></tr>"]
     for stem in stems:
         r = by_name[stem]

@@ -73,6 +73,7 @@ def _register() -> None:
     from pix2pix.cli import cluster as _cluster  # noqa: F401  cluster ..., local serve
     from pix2pix.cli import demo as _demo  # noqa: F401  demo
     from pix2pix.cli import serve as _serve  # noqa: F401  serve
+    from pix2pix.cli import models as _models  # noqa: F401  list model
 
 
 _register()

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from pix2pix.cli import cli
+from pix2pix.cli.common import output_option
+from pix2pix.errors import ClusterError
 
 
 class _Ctx:
@@ -48,6 +50,8 @@ def cluster_group(ctx: click.Context, pachd_address: str | None) -> None:
     pix2pix cluster get generate_images -o out/
     pix2pix cluster provenance generate_images@master:/1.png
     pix2pix cluster status
+    pix2pix cluster models                    # every model commit: lineage, metrics, branches
+    pix2pix cluster promote <model commit>    # generation and serving follow it
     """
     ctx.obj = _Ctx(pachd_address)
 
@@ -147,6 +151,57 @@ def status_cmd(obj: _Ctx, jobs_per_pipeline: int, as_json: bool) -> None:
 
     rows = status(obj.cluster, jobs_per_pipeline=jobs_per_pipeline)
     click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2) if as_json else render(rows))
+
+
+@cluster_group.command("models")
+@click.option("--repo", "model_repo", default="model", show_default=True,
+              help="The repo of exported models.")
+@click.option("--eval-repo", "eval_repo", default="evaluate_model", show_default=True,
+              help="The repo whose metrics.json files score them.")
+@output_option
+@pass_ctx
+def models_cmd(obj: _Ctx, model_repo: str, eval_repo: str, fmt: str) -> None:
+    """Every model commit on the cluster, as `pix2pix list model` shows the embedded engine's:
+    CREATED, BRANCHES, CHECKPOINT, TRAINING, METRICS, OPTIONS."""
+    from pix2pix.cli.models import print_models
+    from pix2pix.cluster.lineage import ClusterReader
+    from pix2pix.lineage import list_models
+
+    cluster = obj.cluster
+    with cluster.rpc(f"repo {model_repo!r}"):
+        cluster.client.inspect_repo(model_repo)  # NOT_FOUND names the repo
+        entries = list_models(ClusterReader(cluster.client), model_repo=model_repo,
+                              eval_repo=eval_repo)
+    print_models(entries, fmt=fmt, model_repo=model_repo)
+
+
+@cluster_group.command("promote")
+@click.argument("commit", metavar="COMMIT")
+@click.option("--repo", "model_repo", default="model", show_default=True,
+              help="The repo of exported models.")
+@click.option("--branch", default="production", show_default=True,
+              help="The branch generate_images and serve_model read.")
+@pass_ctx
+def promote_cmd(obj: _Ctx, commit: str, model_repo: str, branch: str) -> None:
+    """Point BRANCH of the model repo at COMMIT (a commit ID, or a ref such as master or
+    master^): promote a model, or roll back to an earlier one. Generation and serving follow.
+    The same as `pachctl create branch model@production --head COMMIT`."""
+    from pix2pix.cluster.refs import Ref
+
+    cluster = obj.cluster
+    with cluster.rpc(f"commit {model_repo}@{commit}"):
+        target = list(cluster.client.inspect_commit(Ref(model_repo, commit).commit()))[0]
+    with cluster.rpc(f"branch {model_repo}@{branch}"):
+        before = {b.branch.name: b.head.id for b in cluster.client.list_branch(model_repo)}
+        cluster.client.create_branch(model_repo, branch, head_commit=target.commit)
+        after = {b.branch.name: b.head.id for b in cluster.client.list_branch(model_repo)}
+    if after.get(branch) != target.commit.id:
+        raise ClusterError(f"{model_repo}@{branch} points at {after.get(branch) or 'nothing'}, "
+                           f"not {target.commit.id}, after create branch; see `pachctl inspect "
+                           f"branch {model_repo}@{branch}`")
+    was = before.get(branch)
+    click.echo(f"{model_repo}@{branch} -> {target.commit.id}"
+               + (f" (was {was})" if was and was != target.commit.id else ""))
 
 
 @cli.group("local")

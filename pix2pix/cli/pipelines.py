@@ -118,8 +118,16 @@ def list_pipeline_cmd(name: str | None, history: str, all_projects: bool, projec
     emit(fmt, ps, lambda: table(
         ["PROJECT", "NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"],
         [[*split_qname(p.name), str(p.version), input_summary(p.spec.get("input") or {}),
-          ago(p.created), f"{p.state} / {p.last_job_state or '-'}", p.description[:60]]
+          ago(p.created), _state_cell(p), p.description[:60]]
          for p in ps]))
+
+
+def _state_cell(p) -> str:
+    """STATE / LAST JOB, plus where a service serves (its URL and state)."""
+    cell = f"{p.state} / {p.last_job_state or '-'}"
+    if p.service_state:
+        cell += f", service {p.service_state.split(' (')[0]} {p.service_url or ''}".rstrip()
+    return cell
 
 
 @inspect_group.command("pipeline")
@@ -134,7 +142,14 @@ def inspect_pipeline_cmd(name: str, project: str | None, fmt: str, state_dir: Pa
     def render() -> None:
         click.echo(f"Name: {p.name}\nVersion: {p.version}\nState: {p.state}\n"
                    f"Last job: {p.last_job_state or '-'}\nCreated: {ago(p.created)}\n"
-                   f"Input: {input_summary(p.spec.get('input') or {})}\nSpec:")
+                   f"Input: {input_summary(p.spec.get('input') or {})}")
+        if p.service_state:
+            served = ", ".join(f"{c.repo}@{c.commit}" for c in p.service_commits) or "-"
+            click.echo(f"Service: {p.service_state}\nService URL: {p.service_url or '-'}\n"
+                       f"Serving: {served}\nService job: {p.service_job or '-'}\n"
+                       f"Service restarts: {p.service_restarts}"
+                       + (f"\nService detail: {p.service_detail}" if p.service_detail else ""))
+        click.echo("Spec:")
         click.echo(json.dumps(p.spec, indent=2))
     emit(fmt, p, render)
 

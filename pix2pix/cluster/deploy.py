@@ -4,8 +4,9 @@ Idempotent: a repo that exists is updated in place (``update=True``), a pipeline
 updated (a new pipeline version; pachd reprocesses only what changed), one that does not is
 created. Pipelines go in dependency order, so each one's inputs exist when pachd checks them::
 
-    training ──> checkpoint ──> model ──┐
-    input_images ──> preprocess_images ─┴─> generate_images
+    training ──> checkpoint ──> model ──> evaluate_model <── test_pairs
+                                  │ (model@production, moved by `cluster promote`)
+    input_images ──> preprocess_images ──> generate_images      serve_model
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ GPU_SUFFIX = "-gpu"
 # Descriptions deploy gives the source repos it creates (pachctl list repo shows them).
 REPO_DESCRIPTIONS = {
     "training": "Paired A|B training images, and params.yaml at the root: the training options as data",
-    "input_images": "Images to translate with the latest model",
+    "input_images": "Images to translate with the promoted model (model@production)",
+    "test_pairs": "Held-out A|B pairs every model commit is scored on (evaluate_model)",
 }
 
 
@@ -77,7 +79,7 @@ def load_specs(pipelines_dir: Path, *, gpu: bool = False) -> list[SpecFile]:
     pipelines_dir = Path(pipelines_dir)
     if not pipelines_dir.is_dir():
         raise UsageError(f"pipelines folder {pipelines_dir} not found; pass --pipelines DIR "
-                         "(the project's pipelines/ holds the four specs)")
+                         "(the project's pipelines/ holds the six specs)")
     chosen: dict[str, tuple[tuple[int, int], SpecFile]] = {}
     for path in sorted(pipelines_dir.glob("*.json")):
         is_gpu = path.stem.endswith(GPU_SUFFIX)

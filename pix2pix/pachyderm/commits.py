@@ -173,7 +173,13 @@ def propagate(ctx: Context, branches: Iterable[Branch], commit_set: str, *,
         prov = []
         for u in sorted(seen[d]):
             ub = store.get_branch(*u)
-            commit = commit_set if (u in start or u in seen) else (ub.head if ub else None)
+            # A branch of this commit set reads its commit in it; any other reads its head (a
+            # branch moved to an older commit with `create branch --head` has none in the new
+            # commit set, pachd's alias commit, so its head is the commit read).
+            if u in seen or (u in start and store.commit_exists(u[0], commit_set)):
+                commit = commit_set
+            else:
+                commit = ub.head if ub else None
             if commit is not None:
                 prov.append((u[0], u[1], commit))
         store.insert_commit(repo=repo, commit_id=commit_set, branch=branch,

@@ -33,6 +33,33 @@ from pix2pix.pachyderm.workspace import Workspace
 MAX_WORKERS = 8  # a small local pool: parallelismSpec.constant workers, at most one per CPU
 
 
+def datum_env(spec: PipelineSpec, *, name: str, job_id: str, version: int, salt: str,
+              d: dm.Datum) -> dict[str, str]:
+    """Pachyderm's worker env for one datum of a job (paths as /pfs/...): ``transform.env``,
+    the job's and pipeline's IDs, and per input ``<name>`` (its path) and ``<name>_COMMIT``,
+    as pachd's driver.UserCodeEnv sets them."""
+    env = dict(spec.transform.env)
+    env.update({
+        "PACH_JOB_ID": job_id, "PACH_DATUM_ID": d.id, "PACH_OUTPUT_COMMIT_ID": job_id,
+        "PPS_PIPELINE_NAME": name, "PPS_PROJECT_NAME": spec.project,
+        # Pachyderm ties it to the pipeline version: same version, same spec commit.
+        "PPS_SPEC_COMMIT": spec_commit(name, version, salt),
+        "PPS_NAMESPACE": "default",
+        "PPS_POD_NAME": f"pipeline-{name}-v{version}-local", "PPS_WORKER_IP": "127.0.0.1",
+        "PACH_ENGINE": "pix2pix-embedded",
+    })
+    for m in d.matches:
+        env[m.name] = "/pfs/" + m.name + ("" if m.glob_path == "/" else m.glob_path)
+        env[f"{m.name}_COMMIT"] = m.commit
+    env.update(d.extra_env)
+    return env
+
+
+def spec_commit(name: str, version: int, salt: str) -> str:
+    """PPS_SPEC_COMMIT: one per pipeline version, as pachd's spec commits are."""
+    return hashlib.sha256(f"{name}:{version}:{salt}".encode()).hexdigest()[:32]
+
+
 class Driver:
     """The running state of one job: its datums, workspaces and executor."""
 
@@ -119,22 +146,8 @@ class Driver:
     # -- one datum -------------------------------------------------------------------------------
     def env(self, d: dm.Datum) -> dict[str, str]:
         """Pachyderm's worker env for one datum (paths as /pfs/...)."""
-        env = dict(self.transform.env)
-        env.update({
-            "PACH_JOB_ID": self.id, "PACH_DATUM_ID": d.id, "PACH_OUTPUT_COMMIT_ID": self.id,
-            "PPS_PIPELINE_NAME": self.name, "PPS_PROJECT_NAME": self.spec.project,
-            # Pachyderm ties it to the pipeline version: same version, same spec commit.
-            "PPS_SPEC_COMMIT": hashlib.sha256(f"{self.name}:{self.version}:{self.salt}".encode()
-                                              ).hexdigest()[:32],
-            "PPS_NAMESPACE": "default",
-            "PPS_POD_NAME": f"pipeline-{self.name}-v{self.version}-local", "PPS_WORKER_IP": "127.0.0.1",
-            "PACH_ENGINE": "pix2pix-embedded",
-        })
-        for m in d.matches:
-            env[m.name] = "/pfs/" + m.name + ("" if m.glob_path == "/" else m.glob_path)
-            env[f"{m.name}_COMMIT"] = m.commit
-        env.update(d.extra_env)
-        return env
+        return datum_env(self.spec, name=self.name, job_id=self.id, version=self.version,
+                         salt=self.salt, d=d)
 
     def prepare(self, d: dm.Datum) -> dict[str, str]:
         """Place ``d`` in the current workspace; returns its env."""

@@ -15,6 +15,7 @@ from typing import Literal, Optional
 from pix2pix.pachyderm.spec import PipelineSpec
 
 Origin = Literal["USER", "AUTO"]
+SERVICE_JOB = "service"  # the job ID a long-running pipeline's own log lines are kept under
 
 # The pachd release whose API the engine speaks: python-pachyderm 7.6 was generated from it.
 PACHD_VERSION = (2, 6, 0)
@@ -64,6 +65,21 @@ class DatumState(_State):
     def pachd(self) -> str:
         """pachd's name: ``DatumState.FAILED.pachd == "FAILED"``."""
         return self.name
+
+
+class ServiceState(_State):
+    """What the supervised code of a service (or spout) pipeline is doing (the embedded
+    engine's view of its pod): ``waiting`` listens on the service's port with nothing to serve
+    yet (an empty input), ``swapping`` brings in a new input commit, ``restarting`` waits out
+    the back-off after the code exited, ``failed`` could not listen on its port."""
+
+    STARTING = "starting"
+    WAITING = "waiting"
+    RUNNING = "running"
+    SWAPPING = "swapping"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    STOPPED = "stopped"
 
 
 @dataclass
@@ -158,6 +174,13 @@ class PipelineInfo:
     description: str = ""
     salt: str = ""
     project: str = "default"
+    # A service or spout pipeline's supervised code (None/empty for other pipelines):
+    service_state: Optional[str] = None  # a ServiceState value, or "stopped (...)" with why
+    service_url: Optional[str] = None  # a service's http://127.0.0.1:<externalPort>/
+    service_commits: list[Provenance] = field(default_factory=list)  # the input commits served
+    service_job: Optional[str] = None  # the job whose datum the code serves
+    service_restarts: int = 0  # times the code exited and was started again
+    service_detail: str = ""  # the last exit code, or why it cannot run
 
     @functools.cached_property
     def parsed(self) -> PipelineSpec:

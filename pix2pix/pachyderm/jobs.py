@@ -43,7 +43,9 @@ def create_jobs(ctx: Context, commits: list[CommitInfo]) -> None:
     """A job for each new output commit of a pipeline (on its output branch), queued to run."""
     for c in commits:
         p = ctx.store.get_pipeline(c.repo)
-        if p is not None and c.branch == p.parsed.output_branch and not p.parsed.long_running:
+        # A spout has no jobs; a service has one per input commit, as in pachd (its
+        # supervisor takes them: services.py).
+        if p is not None and c.branch == p.parsed.output_branch and p.parsed.spout is None:
             ctx.store.create_job(pipeline=p.name, job_id=c.id, version=p.version, salt=p.salt,
                                  inputs=c.provenance)
 
@@ -88,8 +90,8 @@ def _next_runnable(ctx: Context) -> Optional[JobInfo]:
         if job is None or p is None:
             store.dequeue([t])
             continue
-        if p.state != "running" or t.pipeline in blocked:
-            blocked.add(t.pipeline)
+        if p.state != "running" or t.pipeline in blocked or p.parsed.service is not None:
+            blocked.add(t.pipeline)  # a service's jobs are its supervisor's to take
             continue
         inputs = [store.get_commit(i.repo, i.commit) for i in job.inputs]
         if any(c is not None and c.finished is None for c in inputs):
@@ -201,6 +203,12 @@ def _publish(ctx: Context, driver: Driver) -> None:
                               f"job {driver.id} success: {counts['processed']} processed, "
                               f"{counts['skipped']} skipped, {len(tree)} output file(s)")
         ctx.store.dequeue_job(driver.name, driver.id)
+
+
+def end_job(ctx: Context, pipeline: str, job_id: str, state: JobState, reason: str) -> None:
+    """End a job that did not succeed (see :func:`_end`), from outside a run (a service's
+    supervisor)."""
+    _end(ctx, pipeline, job_id, state, reason)
 
 
 def _end(ctx: Context, pipeline: str, job_id: str, state: JobState, reason: str, *,

@@ -10,10 +10,10 @@ from typing import Optional
 
 from pix2pix.errors import (AlreadyExistsError, MissingInputError, NotFoundError,
                             PreconditionError, SpecError)
-from pix2pix.pachyderm import dag
+from pix2pix.pachyderm import dag, procs
 from pix2pix.pachyderm.commits import make_commit, propagate
 from pix2pix.pachyderm.context import Context, new_id
-from pix2pix.pachyderm.info import PipelineInfo
+from pix2pix.pachyderm.info import PipelineInfo, ServiceState
 from pix2pix.pachyderm.repos import check_project
 from pix2pix.pachyderm.spec import PipelineSpec, parse_spec
 
@@ -47,6 +47,9 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
             raise AlreadyExistsError(f"{where}: a user repo named {spec.qname!r} exists and the "
                                      "pipeline's output repo would take its name; rename one of them")
         check_runnable(spec, where)
+        if spec.service is not None:
+            _check_ports_free(spec, where, [s for _, s in checked] + [
+                p.parsed for n, p in existing.items() if n not in names])
         for p in spec.pfs_inputs:
             if p.from_cron:
                 if p.qrepo in existing or p.qrepo in names:
@@ -80,8 +83,8 @@ def create_pipelines(ctx: Context, specs: list[tuple[str, dict]], *, update: boo
             for c in cron_inputs(spec):
                 if store.get_repo(c.repo) is None:
                     store.insert_repo(c.repo, f"Cron tick repo for pipeline {spec.name}.", "user")
-            if spec.long_running:
-                continue  # its code, under a supervisor, runs on (and, a spout, commits to) it
+            if spec.spout is not None:
+                continue  # its code, under a supervisor, commits to its output repo itself
             set_id = new_id()
             for repo, branch in spec.input_branches:
                 if store.get_branch(repo, branch) is None:
@@ -119,19 +122,71 @@ def _with_cron_defaults(spec: PipelineSpec) -> PipelineSpec:
 def check_runnable(spec: PipelineSpec, where: str) -> None:
     """What a valid spec may ask that the embedded engine cannot do: one line, at create time."""
     if spec.service is not None:
-        raise SpecError(f"{where}: service: not supported by the embedded engine yet")
+        check_service(spec, where)
+
+
+def _check_ports_free(spec: PipelineSpec, where: str, others: list[PipelineSpec]) -> None:
+    """Two services cannot share a port on one machine."""
+    mine = {spec.service["internalPort"], spec.service["externalPort"]}
+    for other in others:
+        if other is spec or other.service is None or other.qname == spec.qname:
+            continue
+        taken = mine & {other.service.get("internalPort"), other.service.get("externalPort")}
+        if taken:
+            raise SpecError(f"{where}: service: port {min(taken)} is also used by pipeline "
+                            f"{other.qname!r}; give each service its own ports")
+
+
+def check_service(spec: PipelineSpec, where: str) -> None:
+    """A service runs as one supervised process reachable on 127.0.0.1:externalPort, which
+    forwards to the code on internalPort (a Kubernetes NodePort Service's job on a cluster).
+
+    Raises:
+        SpecError: a port missing, out of range or both the same; a parallelism other than 1
+            (pachd refuses it: "services can only be run with a constant parallelism of 1").
+    """
+    svc = spec.service or {}
+    ports = {}
+    for key in ("internalPort", "externalPort"):
+        value = svc.get(key)
+        if not isinstance(value, int) or not 0 < value < 65536:
+            raise SpecError(f"{where}: service.{key}: {'missing' if value is None else repr(value)}; "
+                            "the embedded engine runs the code on 127.0.0.1:internalPort and "
+                            "serves it on 127.0.0.1:externalPort, so both must be ports (1-65535)")
+        ports[key] = value
+    if ports["internalPort"] == ports["externalPort"]:
+        raise SpecError(f"{where}: service.externalPort: {ports['externalPort']} is also the "
+                        "internalPort; on one machine both cannot listen on 127.0.0.1, so give "
+                        "them different ports (e.g. internalPort 8501, externalPort 30501)")
+    if spec.parallelism != 1:
+        raise SpecError(f"{where}: parallelismSpec.constant: services can only be run with a "
+                        "constant parallelism of 1")
 
 
 def inspect_pipeline(ctx: Context, name: str) -> PipelineInfo:
     info = ctx.store.get_pipeline(name)
     if info is None:
         raise NotFoundError(f"pipeline {name!r} not found; `pix2pix list pipeline` shows them")
-    return info
+    return _supervision(ctx, info)
 
 
 def list_pipelines(ctx: Context, project: Optional[str] = None) -> list[PipelineInfo]:
     """Newest first (all projects', or one's)."""
-    return ctx.store.list_pipelines(project)
+    return [_supervision(ctx, p) for p in ctx.store.list_pipelines(project)]
+
+
+def _supervision(ctx: Context, info: PipelineInfo) -> PipelineInfo:
+    """A service's or spout's state as its supervisor left it, unless the supervisor is gone
+    (killed, or the machine restarted): then it says so."""
+    live = (ServiceState.STARTING, ServiceState.WAITING, ServiceState.RUNNING,
+            ServiceState.SWAPPING, ServiceState.RESTARTING)
+    if info.service_state not in {s.value for s in live}:
+        return info
+    rec = ctx.store.get_service(info.name)  # services.py owns it; this only reads its pid
+    if rec is None or not procs.process_alive(rec.pid, rec.pid_start):
+        info.service_state = ("stopped (its supervisor is gone; `pix2pix start pipeline "
+                              f"{info.name}` starts it again)")
+    return info
 
 
 def delete_pipeline(ctx: Context, name: str, keep_repo: bool = False, force: bool = False) -> None:

@@ -28,13 +28,16 @@ def process_alive(pid: int | None, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        state = ""
-    if state in ("Z", "X"):
-        return False
+    if _zombie(pid):
+        return False  # exited, not yet reaped by its parent (e.g. a supervisor this process started)
     return not start or pid_start(pid) in ("", start)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def me() -> tuple[int, str]:

@@ -7,10 +7,9 @@ from typing import Optional
 from pix2pix.errors import NotFoundError, StoreError
 from pix2pix.pachyderm.context import Context
 from pix2pix.pachyderm.datums import InputCommit, compute
-from pix2pix.pachyderm.info import DatumInfo, DatumState, JobInfo, LogLine
+from pix2pix.pachyderm.info import SERVICE_JOB, DatumInfo, DatumState, JobInfo, LogLine
 from pix2pix.pachyderm.pipelines import inspect_pipeline
 from pix2pix.pachyderm.refs import clean_path
-from pix2pix.pachyderm.services import SERVICE_JOB
 from pix2pix.pachyderm.spec import parse_spec
 
 

@@ -101,6 +101,8 @@ class Server:
         model_commit: the commit to name when the model info has none (in a Pachyderm
             pipeline, the ``model_COMMIT`` variable of an input named ``model``).
         options: batching and limits.
+        info_source: called at each (re)load for more model info (e.g. looked up in Pachyderm);
+            the model info file's keys win over its keys. It must not raise.
         loader: ``model_dir -> LoadedModel``; the default loads the export with TensorFlow.
         echo: where one-line events (loaded, reloaded, reload failed) go.
     """
@@ -108,9 +110,11 @@ class Server:
     def __init__(self, model_dir: Path, *, host: str = "127.0.0.1", port: int = 8501,
                  model_info: Path | None = None, model_commit: str | None = None,
                  options: ServeOptions | None = None,
+                 info_source: Callable[[], dict[str, Any]] | None = None,
                  loader: Callable[[Path], LoadedModel] = load_export,
                  echo: Callable[[str], None] = log.info):
         self.model_dir, self.model_info = Path(model_dir), model_info
+        self.info_source = info_source
         self.model_commit = model_commit
         options = options or ServeOptions()
         self.host, self.options, self.stats = host, options, Stats()
@@ -230,6 +234,8 @@ class Server:
                 self._record(version, "LOADING")
             try:
                 info = read_model_info(self.model_info)
+                if self.info_source is not None:
+                    info = {**self.info_source(), **info}
                 if self.model_commit and not info.get("commit"):
                     info = {**info, "commit": self.model_commit}
                 model = self._loader(self.model_dir)

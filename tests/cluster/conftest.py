@@ -84,6 +84,18 @@ def local_server(tmp_path: Path, monkeypatch):
     finally:
         server.stop(grace=None)
         server.adapter.close()
+        stop_services(state)
+
+
+def stop_services(state: Path) -> None:
+    """Stop the supervisors of the service pipelines a test created (they outlive the server)."""
+    from pix2pix.pachyderm.engine import Engine
+    if not (state / "engine.db").exists():
+        return
+    eng = Engine(state)
+    for p in eng.list_pipelines():
+        if p.parsed.long_running and p.state == "running":
+            eng.stop_pipeline(p.name)
 
 
 @pytest.fixture

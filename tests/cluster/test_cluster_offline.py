@@ -86,10 +86,13 @@ def test_safe_target_refuses_symlinked_folder(tmp_path):
 def test_load_project_specs_in_dependency_order():
     specs = load_specs(REPO_ROOT / "pipelines")
     names = [s.name for s in specs]
-    assert set(names) == {"checkpoint", "model", "preprocess_images", "generate_images"}
+    assert set(names) == {"checkpoint", "model", "preprocess_images", "generate_images",
+                          "evaluate_model", "serve_model"}
     assert names.index("checkpoint") < names.index("model") < names.index("generate_images")
+    assert names.index("model") < names.index("evaluate_model")
+    assert names.index("model") < names.index("serve_model")
     assert names.index("preprocess_images") < names.index("generate_images")
-    assert source_repos(specs) == ["input_images", "training"]
+    assert source_repos(specs) == ["input_images", "test_pairs", "training"]
     assert all(not s.source.stem.endswith("-gpu") for s in specs)
     gpu = load_specs(REPO_ROOT / "pipelines", gpu=True)
     assert all(s.source.stem.endswith("-gpu") for s in gpu)

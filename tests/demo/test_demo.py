@@ -1,8 +1,12 @@
-"""`pix2pix demo` end to end with a tiny budget: the four-stage DAG runs on the embedded engine,
-the page shows every image, and a generated image traces back to the training data."""
+"""`pix2pix demo` end to end with a tiny budget: the DAG runs on the embedded engine, the model
+is evaluated, promoted and served (the printed curl line works after the demo returns), the page shows
+every image, and a generated image traces back to the training data."""
 from __future__ import annotations
 
+import json
 import re
+import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,13 +33,24 @@ def test_synthetic_pairs_are_facades_layout(tmp_path: Path):
     assert not np.array_equal(np.asarray(Image.open(paths[0])), np.asarray(Image.open(paths[1])))
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _demo(out: Path, port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pix2pix", "demo", "--out", str(out), "--steps", "3",
+            "--train-pairs", "4", "--images", "2", "--pipelines", str(REPO / "pipelines"),
+            "--port", str(port), *extra]
+
+
 @pytest.mark.slow
 def test_demo_runs_whole_dag(tmp_path: Path):
     out = tmp_path / "demo"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pix2pix", "demo", "--out", str(out), "--steps", "3",
-         "--train-pairs", "4", "--images", "2", "--pipelines", str(REPO / "pipelines")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    port = _free_port()
+    proc = subprocess.run(_demo(out, port, "--stop-service"), capture_output=True, text=True,
+                          timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     page = (out / "index.html").read_text()
     for name in ("0000", "0001"):
@@ -47,13 +62,58 @@ def test_demo_runs_whole_dag(tmp_path: Path):
     for repo in ("generate_images", "preprocess_images", "input_images", "model", "checkpoint", "training"):
         assert re.search(rf"{repo}@[0-9a-f]{{32}}", text), f"{repo} missing from provenance:\n{text}"
     assert "/params.yaml" in text
+    # Evaluated, promoted and served; the service stopped at the end (--stop-service).
+    model = re.search(r"model@([0-9a-f]{32}) on the test pairs: L1 [0-9.]+ PSNR [0-9.]+ SSIM", text)
+    assert model, text
+    assert f"serving model@{model[1]} at http://127.0.0.1:{port}/" in text
+    assert f"made by model@{model[1]}" in text
+    assert "stopped serve_model" in text.splitlines()[-1]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    listed = json.loads(subprocess.run(
+        [sys.executable, "-m", "pix2pix", "list", "model", "-o", "json", "--state",
+         str(out / "state")], capture_output=True, text=True, timeout=120).stdout)
+    assert [(m["commit"], m["branches"]) for m in listed] == [(model[1], ["master", "production"])]
+    assert listed[0]["metrics"]["l1"] > 0 and listed[0]["evaluated_images"] == 2
 
-    # A second run on the same state reuses it: the repos and pipelines are updated, not duplicated.
-    again = subprocess.run(
-        [sys.executable, "-m", "pix2pix", "demo", "--out", str(out), "--steps", "3",
-         "--train-pairs", "4", "--images", "2", "--pipelines", str(REPO / "pipelines")],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-2000:]
+    # A second run on the same state reuses it: the repos and pipelines are updated, not
+    # duplicated. Without --stop-service it returns with the model still served in the
+    # background (the service's supervisor outlives it); its curl line works after it returns.
+    again = subprocess.run(_demo(out, port), capture_output=True, text=True, timeout=600,
+                           cwd=tmp_path)
+    try:
+        assert again.returncode == 0, again.stderr[-2000:]
+        lines = again.stdout.splitlines()
+        served = re.match(rf"serve_model serves model@([0-9a-f]{{32}}) at "
+                          rf"http://127\.0\.0\.1:{port}/ in the background; stop it with "
+                          r"`pix2pix stop pipeline serve_model --state (.+)`$", lines[-1])
+        assert served, lines[-1]
+        assert f"serving model@{served[1]} at http://127.0.0.1:{port}/" in again.stdout
+        assert Path(served[2]) == (out / "state").resolve()
+        curl_line = next(ln for ln in lines if ln.startswith("try: curl "))[len("try: "):]
+        argv = shlex.split(curl_line)
+        argv[argv.index("-o") + 1] = str(tmp_path / "out.png")
+        if _has_curl():
+            r = subprocess.run(argv, capture_output=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+        else:  # the same request: the file's bytes POSTed to the URL
+            import urllib.request
+            body = Path(argv[argv.index("--data-binary") + 1].lstrip("@")).read_bytes()
+            with urllib.request.urlopen(urllib.request.Request(argv[-1], body), timeout=120) as r:
+                (tmp_path / "out.png").write_bytes(r.read())
+        assert Image.open(tmp_path / "out.png").size == (256, 256)
+    finally:
+        stop = subprocess.run([sys.executable, "-m", "pix2pix", "stop", "pipeline", "serve_model",
+                               "--state", str(out / "state")], capture_output=True, text=True,
+                              timeout=120)
+    assert stop.returncode == 0, stop.stderr
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def _has_curl() -> bool:
+    import shutil
+    return shutil.which("curl") is not None
 
 
 def test_demo_names_missing_pipelines(tmp_path: Path):

@@ -70,6 +70,8 @@ def test_four_pipelines_run_in_the_image_with_provenance(image, tmp_path):
     # Pairs and params.yaml in one commit: checkpoint trains once, with these params.
     _pix2pix(env, "put", "file", "training@master", "-r", "-f", str(train / "train"),
              "-f", str(train / "params.yaml"))
+    # generate_images reads the promoted model: promote the one just trained
+    _pix2pix(env, "create", "branch", "model@production", "--head", "master")
     _pix2pix(env, "put", "file", "input_images@master", *[a for p in images for a in ("-f", str(p))])
 
     jobs = _pix2pix(env, "list", "job").stdout

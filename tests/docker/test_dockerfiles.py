@@ -8,7 +8,6 @@ import configparser
 import fnmatch
 import importlib.util
 import json
-import os
 import shlex
 import shutil
 import subprocess

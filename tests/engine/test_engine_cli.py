@@ -57,7 +57,7 @@ def test_put_get_list_inspect_files(cli_run, tree: Path, tmp_path: Path):
     ok(cli_run("put", "file", "images@master:/photos", "-r", "-f", str(tree)))
     ok(cli_run("put", "file", "images@master", "-f", str(tree / "a.txt"), "-f", str(tree / "sub" / "b.txt")))
     ok(cli_run("put", "file", "images@master:/single.txt", "-f", str(tree / "a.txt")))
-    r = ok(cli_run("put", "file", "images@master:/stdin.txt", "-f", "-", input=b"from stdin"))
+    ok(cli_run("put", "file", "images@master:/stdin.txt", "-f", "-", input=b"from stdin"))
     listing = ok(cli_run("list", "file", "images@master")).output.splitlines()
     assert listing[0].split() == ["NAME", "TYPE", "SIZE"]
     assert [line.split()[0] for line in listing[1:]] == ["/a.txt", "/b.txt", "/photos/", "/single.txt", "/stdin.txt"]

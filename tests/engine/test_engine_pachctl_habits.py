@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import pytest
 
 from engine_testlib import REPO_ROOT, bash_spec, pfs
 

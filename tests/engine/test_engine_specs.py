@@ -134,8 +134,14 @@ def test_project_pipeline_specs_validate_and_create(tmp_path: Path):
     if not files:
         pytest.skip("no pipelines/*.json yet")
     eng = Engine(tmp_path / "s", defer=True)
-    eng.create_repo("training")
-    eng.create_repo("input_images")
+    for repo in ("training", "input_images", "test_pairs"):
+        eng.create_repo(repo)
     docs = [d for f in files for d in load_spec_file(f)]
-    infos = eng.create_pipelines(docs)
-    assert {i.name for i in infos} == {"checkpoint", "model", "preprocess_images", "generate_images"}
+    try:
+        infos = eng.create_pipelines(docs)
+        assert {i.name for i in infos} == {"checkpoint", "model", "preprocess_images",
+                                           "generate_images", "evaluate_model", "serve_model"}
+        # generation and serving read the branch users move; pachd creates it, empty
+        assert eng.inspect_branch("model", "production").head is not None
+    finally:
+        eng.stop_pipeline("serve_model")  # its supervisor, started by create

@@ -42,10 +42,10 @@ class ServiceRecord:
     pipeline: str
     pid: Optional[int]
     pid_start: Optional[str]
-    state: str  # starting | running | restarting | stopped
+    state: str  # a ServiceState value
     started: Optional[float]
     url: str
-    serving: str  # the input commit(s) a service serves
+    serving: str  # JSON {"job": id, "inputs": [{repo, branch, commit}]}: what a service serves
     restarts: int
     detail: str
 
@@ -323,15 +323,24 @@ class PpsQueries(PfsQueries):
 
 
 _PIPELINE_SQL = ("SELECT p.*, (SELECT state FROM jobs j WHERE j.pipeline=p.name ORDER BY j.seq "
-                 "DESC LIMIT 1) AS last_job_state FROM pipelines p")
+                 "DESC LIMIT 1) AS last_job_state, s.state AS service_state, s.url AS service_url, "
+                 "s.serving AS service_serving, s.restarts AS service_restarts, "
+                 "s.detail AS service_detail FROM pipelines p "
+                 "LEFT JOIN services s ON s.pipeline = p.name")
 
 
 def _pipeline_info(row) -> PipelineInfo:
     spec = json.loads(row["spec"])
+    serving = json.loads(row["service_serving"]) if row["service_serving"] else {}
     return PipelineInfo(name=row["name"], spec=spec, state=row["state"], version=row["version"],
                         created=row["created"], last_job_state=row["last_job_state"],
                         description=spec.get("description", ""), salt=row["salt"],
-                        project=row["project"])
+                        project=row["project"], service_state=row["service_state"],
+                        service_url=row["service_url"] or None,
+                        service_commits=[Provenance(**p) for p in serving.get("inputs", [])],
+                        service_job=serving.get("job"),
+                        service_restarts=row["service_restarts"] or 0,
+                        service_detail=row["service_detail"] or "")
 
 
 def _job_info(r) -> JobInfo:
