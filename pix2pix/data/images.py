@@ -93,17 +93,23 @@ def load_rgb(path: Path) -> np.ndarray:
     """
     path = Path(path)
     with _open(path) as im:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                return to_rgb(im)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise DataError(f"{path}: image too large to decode safely ({e})") from None
-        except (OSError, ValueError, SyntaxError, EOFError) as e:
-            raise DataError(f"{path}: cannot decode image ({e}); the file is truncated or "
-                            "corrupt") from None
+        return decode_opened(im, str(path))
+
+
+def decode_opened(im: Image.Image, what: str, *, bad: type[Exception] = DataError,
+                  too_large: type[Exception] = DataError) -> np.ndarray:
+    """Decode an opened image to uint8 [H, W, 3] (EXIF orientation applied), raising ``bad``
+    or ``too_large`` with one line naming ``what`` (the server passes its 400/413 classes)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            return to_rgb(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise too_large(f"{what}: image too large to decode safely ({e})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise bad(f"{what}: cannot decode the image ({e}); it is truncated or corrupt") from None
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:

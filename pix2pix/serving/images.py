@@ -13,9 +13,9 @@ import warnings
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from pix2pix.data.images import to_rgb
+from pix2pix.data.images import decode_opened
 from pix2pix.serving.errors import BadRequest, TooLarge
 from pix2pix.tiling import translate_tiled
 
@@ -51,18 +51,9 @@ def check_pixels(images: list[tuple[str, Image.Image]], max_pixels: int) -> None
 
 
 def decode(im: Image.Image, what: str) -> np.ndarray:
-    """Decode an opened image to uint8 [H, W, 3] (EXIF orientation applied, alpha on white)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            return to_rgb(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise TooLarge(f"{what}: image too large to decode safely ({e})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise BadRequest(f"{what}: cannot decode the image ({e}); it is truncated or "
-                         "corrupt") from None
+    """Decode an opened image to uint8 [H, W, 3] (EXIF orientation applied, alpha on white);
+    BadRequest (400) or TooLarge (413) naming ``what``."""
+    return decode_opened(im, what, bad=BadRequest, too_large=TooLarge)
 
 
 def encode_png(image: np.ndarray) -> bytes:
