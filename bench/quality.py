@@ -24,6 +24,7 @@ Usage (from the repository root)::
     python bench/quality.py --seeds 0 1          # the two-seed comparison
     python bench/quality.py --epochs 200         # the paper's schedule (a GPU job)
     python bench/quality.py --project norm=instance --project lr_policy=linear
+    python bench/quality.py --steps 8000 --eval_at 1000,2000,4000 --seeds 0 1   # curves
 """
 from __future__ import annotations
 
@@ -119,12 +120,17 @@ def _smooth(values: Sequence[float], window: int) -> np.ndarray:
 
 
 def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], reference,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None],
+                 on_step: Callable[[int, dict, Any], None] | None = None):
     """Train fresh project models and a fresh reference model on the same batches.
 
     Args:
         projects: {"project": (ModelConfig, TrainConfig)} and optionally {"baseline": (...)},
             a second project model with other options (an ablation), trained on the same batches.
+
+        on_step: called as ``on_step(done, trainers, reference_generator)`` after each step
+            (``done`` steps trained): the learning curve's scoring hook. Its time is not
+            counted in the train seconds.
 
     Returns:
         (project Trainers by key, reference generator, losses by key ("reference" too),
@@ -195,6 +201,8 @@ def train_models(*, seed: int, steps: int, batches, projects: dict[str, tuple], 
             if losses.get("reference", {}).get("g_total"):
                 msg += f"  reference g_total {np.mean(losses['reference']['g_total'][-50:]):.2f}"
             log(msg)
+        if on_step is not None:
+            on_step(step + 1, trainers, ref_g)
     return trainers, ref_g, losses, seconds
 
 
@@ -274,7 +282,76 @@ def summarise(values: Sequence[float]) -> dict:
             "per_seed": [float(x) for x in v]}
 
 
+def curve_points(steps: int, eval_at: Sequence[int] = (), eval_every: int = 0) -> set[int]:
+    """The steps before the last at which the learning curve scores the test set.
+
+    Raises:
+        UsageError: a step past the run's budget (naming --eval_at).
+    """
+    from pix2pix.errors import UsageError
+    late = sorted(p for p in eval_at if p > steps)
+    if late:
+        raise UsageError(f"--eval_at {','.join(map(str, late))}: past the run's {steps} steps")
+    points = set(eval_at)
+    if eval_every:
+        points |= set(range(eval_every, steps, eval_every))
+    return {p for p in points if p < steps}
+
+
+def summarise_curves(runs: Sequence[dict]) -> dict:
+    """{model: [{"step", "l1": summarise(per seed), ...}]} over the steps every run scored."""
+    out = {}
+    curves = [r.get("curve") or {} for r in runs]
+    for key in curves[0] if curves else ():
+        if not all(key in c for c in curves):
+            continue
+        steps = sorted(set.intersection(*({p["step"] for p in c[key]} for c in curves)))
+        out[key] = [{"step": st, **{m: summarise([next(p[m] for p in c[key] if p["step"] == st)
+                                                  for c in curves]) for m in METRICS}}
+                    for st in steps]
+    return out
+
+
 # --------------------------------------------------------------------------- the report
+
+def _plot(draw: Callable[[], None], log: Callable[[str], None]) -> bool:
+    """Run a plotting call; without matplotlib (the [plots] extra), one warning line and no
+    plot, since the scores are already in results.json."""
+    try:
+        draw()
+        return True
+    except ImportError as e:
+        log(f"warning: no plots ({e}; pip install 'pix2pix-pachyderm[plots]'); the scores "
+            "are in results.json")
+        return False
+
+
+def plot_curves(curves: dict, path: Path) -> None:
+    """L1, PSNR and SSIM against the step, one line per model (mean over seeds, the seed
+    spread as a band)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    for key, points in curves.items():
+        steps = [p["step"] for p in points]
+        for a, m in zip(ax, METRICS):
+            mean = np.array([p[m]["mean"] for p in points])
+            std = np.array([p[m]["std"] for p in points])
+            a.plot(steps, mean, marker="o", label=key)
+            a.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    for a, (m, better) in zip(ax, (("L1 [0,1]", "lower"), ("PSNR dB", "higher"),
+                                   ("SSIM", "higher"))):
+        a.set_title(f"{m} on the test pairs ({better} is better)")
+        a.set_xlabel("training step")
+        a.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+
 
 def _save_png(array: np.ndarray, path: Path) -> str:
     from PIL import Image
@@ -374,8 +451,9 @@ def write_html(out: Path, result: dict) -> Path:
             f"<h2>seed {run['seed']}</h2>"
             "<p>train seconds: " + ", ".join(f"{k} {v:.0f}"
                                              for k, v in run["train_seconds"].items()) + "</p>"
-            f'<img src="{html.escape(run["loss_plot"])}" width="100%">'
-            f"<table><tr><th>name</th>{head}</tr>{imgs}</table>")
+            + (f'<img src="{html.escape(run["loss_plot"])}" width="100%">'
+               if run.get("loss_plot") else "<p>(no loss plot: matplotlib is not installed)</p>")
+            +             f"<table><tr><th>name</th>{head}</tr>{imgs}</table>")
     c = result["config"]
     notes = [
         f"data: {c['data']} ({result['train_pairs']} train pairs, {result['test_pairs']} test "
@@ -395,13 +473,32 @@ def write_html(out: Path, result: dict) -> Path:
         f"machine: {result['machine']}; date {result['date']}",
         f"command: {result['command']}",
     ]
+    curve_html = ""
+    if result.get("curves"):
+        keys = list(result["curves"])
+        head = "".join(f"<th>{html.escape(k)} L1 / PSNR / SSIM</th>" for k in keys)
+        by_step: dict[int, dict] = {}
+        for key, points in result["curves"].items():
+            for pt in points:
+                by_step.setdefault(pt["step"], {})[key] = pt
+        rows_html = "".join(
+            f"<tr><td>{st}</td>" + "".join(
+                "<td>" + (" / ".join(f"{by_step[st][k][m]['mean']:.{d}f}"
+                                     for m, d in (("l1", 4), ("psnr", 2), ("ssim", 4)))
+                          if k in by_step[st] else "-") + "</td>" for k in keys) + "</tr>"
+            for st in sorted(by_step))
+        plot_html = (f'<img src="{html.escape(result["curve_plot"])}" width="100%">'
+                     if result.get("curve_plot") else "")
+        curve_html = ("<h2>learning curve (mean over seeds; one run per seed, the schedule of "
+                      f"its {c['steps']} steps at every point)</h2>{plot_html}"
+                      f"<table><tr><th>step</th>{head}</tr>{rows_html}</table>")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>pix2pix quality benchmark"
             "</title><style>body{font-family:sans-serif;max-width:1200px}td,th{padding:4px 8px;"
             "text-align:left;vertical-align:top}</style></head><body>"
             "<h1>pix2pix quality: project vs TF tutorial reference</h1>"
             f"<table>{''.join(table)}</table><ul>"
             + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-            + "</ul>" + "".join(sections) + "</body></html>\n")
+            + "</ul>" + curve_html + "".join(sections) + "</body></html>\n")
     path = out / "index.html"
     tmp = out / "index.html.tmp"
     tmp.write_text(page)
@@ -433,7 +530,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
          eval_batch: int = 8, project: dict[str, Any] | None = None,
          baseline: dict[str, Any] | None = None,
          reference_training_mode: bool = True, with_reference: bool = True,
-         smooth: int = 50, threads: int = 0,
+         smooth: int = 50, threads: int = 0, eval_at: Sequence[int] = (),
+         eval_every: int = 0,
          command: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Train both models per seed on ``data/train``, score them on ``data/test``, write the report.
 
@@ -452,6 +550,11 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         with_reference: train and score the reference too; False: the project models only
             (an ablation between project options, at about half the time).
         threads: TensorFlow intra/inter-op threads (0: TensorFlow's default).
+        eval_at, eval_every: the learning curve: also score the test set at these steps of
+            the run (and every ``eval_every`` steps), each project model as users get it and
+            the reference at training=False, on the same batches. The last step is always
+            scored (in full). A schedule set by the budget (linear decay) is the one of this
+            run's budget at every point, not that of a shorter run.
 
     Returns:
         The results dict also written to ``out/results.json``.
@@ -480,6 +583,8 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                         ("eval_batch", eval_batch), ("smooth", smooth)):
         if value < 1:
             raise UsageError(f"--{name} {value}: must be at least 1")
+    if eval_every < 0 or any(p < 1 for p in eval_at):
+        raise UsageError("--eval_at/--eval_every: steps must be at least 1")
     ref_module = load_reference(reference) if with_reference else None
     project_model, project_train = project_configs(dict(project or {}), crop_size=crop_size)
     projects = {"project": (project_model, project_train)}
@@ -497,6 +602,37 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     n_train = 0
+    precision = {}
+
+    def make_result() -> dict:
+        """Every number so far (written after each seed, so a later failure loses nothing)."""
+        keys = [k for k in runs[0]["metrics"] if all(k in r["metrics"] for r in runs)]
+        summary = {key: {**{m: summarise([r["metrics"][key]["mean"][m] for r in runs])
+                            for m in METRICS},
+                         "grid": summarise([r["metrics"][key]["grid_ratio"] for r in runs])}
+                   for key in keys}
+        return {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "command": command or "main(...) from Python",
+            "config": {"data": str(data),
+                       "reference": str(reference) if with_reference else None,
+                       "steps": runs[0]["steps"], "epochs": epochs, "seeds": list(seeds),
+                       "seeds_done": [r["seed"] for r in runs], "batch_size": batch_size,
+                       "direction": direction, "load_size": load_size,
+                       "crop_size": crop_size, "preprocess": preprocess, "no_flip": no_flip,
+                       "max_test": max_test, "smooth": smooth,
+                       "eval_at": sorted(curve_points(runs[0]["steps"], eval_at, eval_every))},
+            "project_options": to_dict(project_model, project_train),
+            "project_precision": precision.get("project"),
+            "project_overrides": ", ".join(f"{k}={v}" for k, v in (project or {}).items()),
+            "baseline_options": (", ".join(f"{k}={v}" for k, v in baseline.items())
+                                 if baseline else None),
+            "train_pairs": n_train, "test_pairs": n_test,
+            "summary": summary,
+            "curves": summarise_curves(runs),
+            "runs": runs,
+        }
     for seed in seeds:
         # One pipeline, one seed: shuffling and jitter are the same for every seed's pair of
         # models only when the seed is; each batch goes to both trainers in turn.
@@ -505,9 +641,26 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                                          repeat=True)
         run_steps = steps if epochs is None else max(1, int(round(epochs * n_train / batch_size)))
         log(f"seed {seed}: {n_train} train pairs, {run_steps} steps of batch {batch_size}")
+        points = curve_points(run_steps, eval_at, eval_every)
+        curve: dict[str, list[dict]] = {}
+
+        def score_point(done: int, trainers: dict, ref_g) -> None:
+            if done not in points:
+                return
+            models = {key: float32_generator(t) for key, t in trainers.items()}
+            if ref_g is not None:
+                models["reference"] = ref_g  # training=False: its averages are left as they are
+            for key, g in models.items():
+                _, outputs, targets, names = generate(g, test_ds)
+                m = evaluate_pairs(outputs, targets, names)["mean"]
+                curve.setdefault(key, []).append({"step": done, **{k: m[k] for k in METRICS}})
+            log(f"seed {seed} step {done}: " + "  ".join(
+                f"{key} L1 {c[-1]['l1']:.4f}" for key, c in curve.items()))
+
         trainers, ref_g, losses, seconds = train_models(
             seed=seed, steps=run_steps, batches=train_ds, projects=projects,
-            reference=ref_module, log=log)
+            reference=ref_module, log=log, on_step=score_point if points else None)
+        precision["project"] = trainers["project"].dtype
 
         scored = {}
         # Project models are scored as users get them: float32 networks with the trained weights.
@@ -553,35 +706,22 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                 row[key] = _save_png(outputs[i], out / f"{stem}_{key}.png")
             row["target"] = _save_png(targets[i], out / f"{stem}_target.png")
             sample_rows.append(row)
-        plot = out / f"losses_seed{seed}.png"
-        plot_losses(losses, plot, seed=seed, smooth=smooth)
+        for key, c in curve.items():  # the last point: the full scoring above
+            c.append({"step": run_steps, **{m: scored[key]["mean"][m] for m in METRICS}})
         runs.append({"seed": seed, "steps": run_steps, "train_seconds": seconds,
-                     "metrics": scored, "losses": losses, "loss_plot": plot.name,
-                     "samples": sample_rows})
+                     "metrics": scored, "losses": losses, "loss_plot": None,
+                     "curve": curve, "samples": sample_rows})
+        # Scores first, plots after: a missing or failing plotting package never loses a run.
+        result = make_result()
+        write_json(result, out / "results.json")
+        plot = out / f"losses_seed{seed}.png"
+        if _plot(lambda: plot_losses(losses, plot, seed=seed, smooth=smooth), log):
+            runs[-1]["loss_plot"] = plot.name
 
-    summary = {key: {**{m: summarise([r["metrics"][key]["mean"][m] for r in runs])
-                        for m in METRICS},
-                     "grid": summarise([r["metrics"][key]["grid_ratio"] for r in runs])}
-               for key in runs[0]["metrics"]}
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "command": command or "main(...) from Python",
-        "config": {"data": str(data), "reference": str(reference) if with_reference else None,
-                   "steps": runs[0]["steps"],
-                   "epochs": epochs, "seeds": list(seeds), "batch_size": batch_size,
-                   "direction": direction, "load_size": load_size, "crop_size": crop_size,
-                   "preprocess": preprocess, "no_flip": no_flip, "max_test": max_test,
-                   "smooth": smooth},
-        "project_options": to_dict(project_model, project_train),
-        "project_precision": trainers["project"].dtype,
-        "project_overrides": ", ".join(f"{k}={v}" for k, v in (project or {}).items()),
-        "baseline_options": (", ".join(f"{k}={v}" for k, v in baseline.items())
-                             if baseline else None),
-        "train_pairs": n_train, "test_pairs": n_test,
-        "summary": summary,
-        "runs": runs,
-    }
+    result = make_result()
+    if any(r["curve"] for r in runs) and _plot(
+            lambda: plot_curves(result["curves"], out / "curves.png"), log):
+        result["curve_plot"] = "curves.png"
     write_json(result, out / "results.json")
     write_html(out, result)
     log(f"report: {out / 'index.html'}")
@@ -627,7 +767,19 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                          "ablation between project options, at about half the time)")
     ap.add_argument("--smooth", type=int, default=50, help="loss plot moving-average window")
     ap.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: default)")
+    ap.add_argument("--eval_at", type=_steps_list, default=(), metavar="S1,S2,...",
+                    help="learning curve: also score the test set at these steps of each run "
+                         "(the last step is always scored)")
+    ap.add_argument("--eval_every", type=int, default=0, metavar="N",
+                    help="learning curve: also score the test set every N steps")
     return ap.parse_args(argv)
+
+
+def _steps_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected steps like 1000,2000,4000") from None
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -643,7 +795,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
              baseline=parse_overrides(a.baseline, flag="--baseline"),
              reference_training_mode=not a.no_reference_training_mode,
              with_reference=not a.no_reference, smooth=a.smooth,
-             threads=a.threads,
+             threads=a.threads, eval_at=a.eval_at, eval_every=a.eval_every,
              command=shlex.join(["python", "bench/quality.py", *argv]))
     except Pix2PixError as e:
         print(f"Error: {e}", file=sys.stderr)

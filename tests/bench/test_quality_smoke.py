@@ -153,3 +153,70 @@ def test_quality_without_the_reference(facades_dir: Path, tmp_path: Path):
     assert {"project", "baseline", "project_last_weights"} <= set(result["summary"])
     assert len(result["runs"][0]["losses"]["baseline"]["g_l1"]) == 2
     assert (out / "index.html").is_file() and (out / "losses_seed0.png").is_file()
+
+
+def test_curve_points_merge_eval_at_and_eval_every_below_the_budget():
+    q = _quality()
+    assert q.curve_points(10, (3, 10), 4) == {3, 4, 8}  # the last step is scored in full anyway
+    assert q.curve_points(10) == set()
+    from pix2pix.errors import UsageError
+    with pytest.raises(UsageError, match="--eval_at 12: past the run's 10 steps"):
+        q.curve_points(10, (5, 12))
+
+
+@pytest.mark.slow
+def test_learning_curve_scores_at_the_asked_steps_and_leaves_training_alone(
+        facades_dir: Path, shared_dir: Path, tmp_path: Path):
+    """One run scored at steps 1 and 2 of 4: a curve per model ending at the full scoring, and
+    the same final weights (so the same scores) as a run that scored only at the end."""
+    q = _quality()
+    common = dict(data=facades_dir, reference=shared_dir / "bench" / "tf_reference.py",
+                  steps=4, max_test=2, samples=1, project={"ngf": 8, "ndf": 8}, eval_batch=2,
+                  reference_training_mode=False, log=lambda m: None)
+    curved = q.main(out=tmp_path / "curve", eval_at=(1, 2), **common)
+    plain = q.main(out=tmp_path / "plain", **common)
+    curves = curved["curves"]
+    assert set(curves) == {"project", "reference"}
+    for key, points in curves.items():
+        assert [p["step"] for p in points] == [1, 2, 4], key
+        assert points[-1]["l1"]["mean"] == curved["summary"][key]["l1"]["mean"]
+        assert plain["summary"][key]["l1"]["mean"] == pytest.approx(
+            curved["summary"][key]["l1"]["mean"], abs=1e-6), f"{key}: scoring changed training"
+    assert curved["config"]["eval_at"] == [1, 2]
+    assert (tmp_path / "curve" / "curves.png").stat().st_size > 0
+    page = (tmp_path / "curve" / "index.html").read_text()
+    assert "learning curve" in page and "curves.png" in page
+    assert plain["curves"] == {} and "learning curve" not in (tmp_path / "plain" /
+                                                                "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_scores_survive_a_missing_plotting_package(tmp_path: Path, monkeypatch):
+    """Without matplotlib: results.json and the page are written, the plots skipped with one
+    warning line."""
+    import builtins
+
+    from pix2pix.demo.synthetic import write_pairs
+    data = tmp_path / "pairs"
+    write_pairs(data / "train", count=2, size=64, seed=0)
+    write_pairs(data / "test", count=2, size=64, seed=1)
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    lines: list[str] = []
+    out = tmp_path / "report"
+    q = _quality()
+    result = q.main(data=data, out=out, steps=2, samples=1, project={"ngf": 8, "ndf": 8},
+                    eval_batch=2, with_reference=False, eval_at=(1,), log=lines.append)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"]["project"]["l1"]["mean"] == result["summary"]["project"]["l1"]["mean"]
+    assert [p["step"] for p in saved["curves"]["project"]] == [1, 2]
+    assert saved["runs"][0]["loss_plot"] is None and not (out / "losses_seed0.png").exists()
+    warnings = [ln for ln in lines if ln.startswith("warning: no plots")]
+    assert len(warnings) == 2 and "results.json" in warnings[0]  # losses, then the curve
+    assert "no loss plot" in (out / "index.html").read_text()
