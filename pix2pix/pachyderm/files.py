@@ -12,7 +12,6 @@ from __future__ import annotations
 import tarfile
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
@@ -28,17 +27,9 @@ from pix2pix.pachyderm.store import StagedOp, Tree
 URL_TIMEOUT_S = 60
 
 
-@dataclass(frozen=True)
-class FileOp:
-    """One change of a ``modify`` call, its content already in the blob store."""
-
-    op: str  # put | append | delete
-    path: str
-    hash: Optional[str] = None
-    size: Optional[int] = None
-
-    def staged(self) -> StagedOp:
-        return StagedOp(self.op, self.path, self.hash, self.size)
+# One change of a ``modify`` call, its content already in the blob store: the store's staged
+# op itself (op put | append | delete, path, hash, size), so nothing converts between them.
+FileOp = StagedOp
 
 
 # -- writes ----------------------------------------------------------------------------------------
@@ -146,7 +137,7 @@ def modify(ctx: Context, repo: str, ref: str, ops: list[FileOp], *,
         started_here = cid is None
         if started_here:
             cid = start_commit(ctx, repo, ref, description=description)
-        store.stage_many(repo, cid, [o.staged() for o in ops])
+        store.stage_many(repo, cid, ops)
         info = finish_commit(ctx, repo, cid) if started_here else store.get_commit(repo, cid)
     return info, started_here
 
@@ -164,7 +155,7 @@ def put_local(ctx: Context, repo: str, commit_id: str, src: Path, dest: str = "/
     repo paths staged."""
     oc = open_commit(ctx, repo, commit_id)
     ops = local_ops(ctx, src, dest, recursive=recursive)
-    ctx.store.stage_many(repo, oc.id, [o.staged() for o in ops])
+    ctx.store.stage_many(repo, oc.id, ops)
     return [o.path for o in ops]
 
 
@@ -197,8 +188,7 @@ def copy_file(ctx: Context, src_repo: str, src_ref: Optional[str], src_path: str
               repo: str, commit_id: str, dest: str) -> None:
     """Copy a file or folder into an open commit."""
     oc = open_commit(ctx, repo, commit_id)
-    ctx.store.stage_many(repo, oc.id, [o.staged() for o in copy_ops(ctx, src_repo, src_ref,
-                                                                    src_path, dest)])
+    ctx.store.stage_many(repo, oc.id, copy_ops(ctx, src_repo, src_ref, src_path, dest))
 
 
 # -- reads -----------------------------------------------------------------------------------------
