@@ -655,7 +655,11 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
                 m = evaluate_pairs(outputs, targets, names)["mean"]
                 curve.setdefault(key, []).append({"step": done, **{k: m[k] for k in METRICS}})
             log(f"seed {seed} step {done}: " + "  ".join(
-                f"{key} L1 {c[-1]['l1']:.4f}" for key, c in curve.items()))
+                f"{key} " + " ".join(f"{m} {c[-1][m]:.4f}" for m in METRICS)
+                for key, c in curve.items()))
+            # A long run's points so far survive a run stopped before its end.
+            write_json({"seed": seed, "steps": run_steps, "curve": curve},
+                       out / f"curve_seed{seed}.partial.json")
 
         trainers, ref_g, losses, seconds = train_models(
             seed=seed, steps=run_steps, batches=train_ds, projects=projects,

@@ -216,6 +216,8 @@ def test_scores_survive_a_missing_plotting_package(tmp_path: Path, monkeypatch):
     saved = json.loads((out / "results.json").read_text())
     assert saved["summary"]["project"]["l1"]["mean"] == result["summary"]["project"]["l1"]["mean"]
     assert [p["step"] for p in saved["curves"]["project"]] == [1, 2]
+    partial = json.loads((out / "curve_seed0.partial.json").read_text())  # written at step 1
+    assert [p["step"] for p in partial["curve"]["project"]] == [1]
     assert saved["runs"][0]["loss_plot"] is None and not (out / "losses_seed0.png").exists()
     warnings = [ln for ln in lines if ln.startswith("warning: no plots")]
     assert len(warnings) == 2 and "results.json" in warnings[0]  # losses, then the curve
