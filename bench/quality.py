@@ -226,6 +226,15 @@ def float32_generator(trainer, test_stats: str | None = None, test_dropout: bool
 
 # --------------------------------------------------------------------------- evaluation
 
+def _copy_model(model):
+    """A Keras model with the same weights and its own layers (and so its own batch-norm
+    averages and dropout seeds)."""
+    import tensorflow as tf
+    copy = tf.keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def to_uint8(x) -> np.ndarray:
     """[-1, 1] float batch -> uint8, rounded as a saved 8-bit image would be."""
     return np.clip(np.round((np.asarray(x) + 1.0) * 127.5), 0, 255).astype(np.uint8)
@@ -635,7 +644,11 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         }
     for seed in seeds:
         # One pipeline, one seed: shuffling and jitter are the same for every seed's pair of
-        # models only when the seed is; each batch goes to both trainers in turn.
+        # models only when the seed is; each batch goes to both trainers in turn. The shuffle's
+        # seed pairs with TensorFlow's global seed, so set it here: a seed then draws the same
+        # batches whatever ran before it in the process (before, only a process's first seed
+        # reproduced).
+        tf.keras.utils.set_random_seed(seed)
         train_ds, n_train = make_dataset(data / "train", data=data_cfg, crop_size=crop_size,
                                          batch_size=batch_size, training=True, seed=seed,
                                          repeat=True)
@@ -647,11 +660,20 @@ def main(*, data: Path = DEFAULT_DATA, reference: Path = DEFAULT_REFERENCE,
         def score_point(done: int, trainers: dict, ref_g) -> None:
             if done not in points:
                 return
-            models = {key: float32_generator(t) for key, t in trainers.items()}
-            if ref_g is not None:
-                models["reference"] = ref_g  # training=False: its averages are left as they are
-            for key, g in models.items():
-                _, outputs, targets, names = generate(g, test_ds)
+            models = {key: (lambda t=t: generate(float32_generator(t), test_ds))
+                      for key, t in trainers.items()}
+            if ref_g is not None:  # training=False: its averages are left as they are
+                models["reference"] = lambda: generate(ref_g, test_ds)
+            if reference_training_mode:
+                # The tutorial's inference mode, as in the final scoring. The reference runs as
+                # a copy, so neither its batch-norm averages nor its dropout state move.
+                models["project_training_mode"] = lambda: generate(float32_generator(
+                    trainers["project"], test_stats="image", test_dropout=True), test_ds)
+                if ref_g is not None:
+                    models["reference_training_mode"] = lambda: generate(
+                        _copy_model(ref_g), test_ds.unbatch().batch(1), training=True)
+            for key, fn in models.items():
+                _, outputs, targets, names = fn()
                 m = evaluate_pairs(outputs, targets, names)["mean"]
                 curve.setdefault(key, []).append({"step": done, **{k: m[k] for k in METRICS}})
             log(f"seed {seed} step {done}: " + "  ".join(
