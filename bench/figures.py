@@ -8,6 +8,7 @@ into the next, and so that every figure in the table has a command that reproduc
     python bench/figures.py pure-model --model DIR --batch 4 --steps 10 [--precision bfloat16]
     python bench/figures.py generate --model DIR --input DIR --batch 4 [--precision bfloat16]
     python bench/figures.py psnr --model DIR --input DIR [--precision bfloat16]
+    python bench/figures.py forward-variants --batch 1 [--rounds 5]
     python bench/figures.py per-image --model DIR --input FILE --out FILE
     python bench/figures.py incremental --state DIR --base 200
 """
@@ -141,6 +142,62 @@ def psnr(model: Path, inputs: Path, *, precision: str, batch: int = 4) -> None:
         float(10 * np.log10(255.0 ** 2 / max(mse.mean(), 1e-12))), 2),
          psnr_db_min=round(float(per_image.min()), 2),
          psnr_db_median=round(float(np.median(per_image)), 2))
+
+
+def forward_variants(*, batch: int, rounds: int, calls: int, ngf: int = 64) -> None:
+    """What each inference change is worth, in ONE process, timed interleaved (best of
+    ``rounds`` runs of ``calls`` calls each): the default generator (per-image batch norm) as
+    a tf.function over variables, then with running statistics, folded, folded with phase
+    transposed convolutions, and that with its variables frozen into constants (the exported
+    float32 path), then bfloat16 frozen. uint8 in and out, as the export."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    from pix2pix.config import ModelConfig
+    from pix2pix.export import from_uint8, to_uint8
+    from pix2pix.model.networks import build_generator, compute_policy, fold_batch_norm
+
+    cfg = ModelConfig(ngf=ngf, ndf=ngf)
+    spec = tf.TensorSpec([None, 256, 256, 3], tf.uint8)
+
+    def fn(g, policy=None):
+        f = tf.function(lambda x: to_uint8(g(from_uint8(x), training=False)))
+        if policy is None:
+            return f.get_concrete_function(spec)
+        with compute_policy(g, policy):
+            return f.get_concrete_function(spec)
+
+    base = build_generator(cfg, test_stats="image")
+    running = build_generator(cfg, test_stats="running")
+    running.set_weights(base.get_weights())
+    folded = fold_batch_norm(running, cfg)
+    phases = fold_batch_norm(running, cfg, subpixel=True)
+    variants = {"per-image batch norm (variables)": fn(base),
+                "running statistics (variables)": fn(running),
+                "folded (variables)": fn(folded),
+                "folded + phase transposed convs (variables)": fn(phases),
+                "folded + phases, frozen constants (the export's float32)":
+                    convert_variables_to_constants_v2(fn(phases)),
+                "folded + phases, frozen, bfloat16":
+                    convert_variables_to_constants_v2(fn(phases, "mixed_bfloat16"))}
+    x = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, 256, 256, 3), np.uint8))
+
+    def run(f):
+        y = f(x)  # a frozen function returns a list of its outputs
+        return (y[0] if isinstance(y, (list, tuple)) else y).numpy()
+    for f in variants.values():  # warm-up: oneDNN primitives, reordered weights
+        run(f)
+        run(f)
+    best = {k: float("inf") for k in variants}
+    for _ in range(rounds):
+        for name, f in variants.items():
+            t = time.perf_counter()
+            for _ in range(calls):
+                run(f)
+            best[name] = min(best[name], (time.perf_counter() - t) / calls)
+    emit(batch=batch, img_per_s={k: round(batch / v, 2) for k, v in best.items()})
 
 
 def generate_folder(model: Path, inputs: Path, *, batch: int, out: Path,
@@ -285,6 +342,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--precision", default="float32")
+    p = sub.add_parser("forward-variants")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--calls", type=int, default=4)
+    p.add_argument("--ngf", type=int, default=64)
     p = sub.add_parser("psnr")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--input", type=Path, required=True)
@@ -310,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
                    precision=a.precision)
     elif a.cmd == "generate":
         generate_folder(a.model, a.input, batch=a.batch, out=a.out, precision=a.precision)
+    elif a.cmd == "forward-variants":
+        forward_variants(batch=a.batch, rounds=a.rounds, calls=a.calls, ngf=a.ngf)
     elif a.cmd == "psnr":
         psnr(a.model, a.input, precision=a.precision)
     elif a.cmd == "per-image":

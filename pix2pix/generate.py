@@ -175,9 +175,10 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None,
 
 def _fast_call(signature, key: str, source: str, *, jit_compile: bool) -> Callable:
     """uint8 batch -> uint8 array through ``signature`` with its variables frozen into
-    constants (Grappler then folds the 16-bit casts of the weights, and oneDNN caches its
-    reordered weights: 1.2-1.4x at batch 1 in float32 here, docs/bench.md); the signature as
-    it is when it cannot be frozen."""
+    constants (Grappler then folds the weight-side work, such as the 16-bit casts of the
+    weights, once, and oneDNN reuses its reordered weights; docs/bench.md measures the frozen
+    export against the same weights over variables); the signature as it is when it cannot
+    be frozen."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)

@@ -149,12 +149,13 @@ class UpConv(layers.Conv2DTranspose):
     (columns likewise). So each of the four output phases is a 2x2 convolution of the input
     (padded by one pixel on the side it reaches past), and depth_to_space interleaves them:
     the same sums, in oneDNN's forward convolution, which caches constant weights, instead of
-    its backward-data kernel. Measured per layer at batch 1 and 4 on a 2-core Xeon (AMX) with
-    frozen weights (docs/bench.md): the phases are 1.1-6x faster up to 32x32 inputs (the
-    backward-data kernel ran the 2x2-8x8 levels at 10-30 GFLOP/s) and 8% slower at 64x64, so
-    larger inputs keep the plain op; an output of under 8 channels (the RGB layer) runs best
-    as ONE 3x3 convolution to 4 x channels (2.25x the multiply-adds, but 12 outputs per pixel
-    vectorise where 3 do not). Same variables as Conv2DTranspose; training always uses the
+    its backward-data kernel. The thresholds come from a per-layer timing made while writing
+    this (batch 1 and 4, frozen weights, a 2-core Xeon with AMX; not part of bench/): the
+    phases were faster up to 32x32 inputs, where the backward-data kernel is slow on small
+    maps, and slower at 64x64, so larger inputs keep the plain op; an output of under 8
+    channels (the RGB layer) ran best as ONE 3x3 convolution to 4 x channels (2.25x the
+    multiply-adds, but 12 outputs per pixel vectorise where 3 do not). The export's overall
+    rate is in docs/bench.md. Same variables as Conv2DTranspose; training always uses the
     plain op and its gradients.
     """
 
