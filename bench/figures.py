@@ -157,7 +157,8 @@ def forward_variants(*, batch: int, rounds: int, calls: int, ngf: int = 64) -> N
 
     from pix2pix.config import ModelConfig
     from pix2pix.export import from_uint8, to_uint8
-    from pix2pix.model.networks import build_generator, compute_policy, fold_batch_norm
+    from pix2pix.model.inference import compute_policy, fold_batch_norm
+    from pix2pix.model.networks import build_generator
 
     cfg = ModelConfig(ngf=ngf, ndf=ngf)
     spec = tf.TensorSpec([None, 256, 256, 3], tf.uint8)

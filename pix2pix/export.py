@@ -60,7 +60,7 @@ class Translator(tf.Module):
         # The 16-bit signatures: the same layers and variables, traced with a 16-bit policy.
         # Handed to tf.saved_model.save as traced concrete functions: given a tf.function it
         # traces again, outside the policy.
-        from pix2pix.model.networks import compute_policy
+        from pix2pix.model.inference import compute_policy
         for precision in ("bfloat16", "float16"):
             name, policy = SIGNATURES[precision]
             with compute_policy(generator, policy):
@@ -89,7 +89,8 @@ def inference_generator(generator: tf.keras.Model, model: dict, *, test_stats: s
     batch norm folded into the convolutions (batch norm at running statistics), phase-form
     transposed convolutions (U-Net)."""
     from pix2pix.config import saved_model_config
-    from pix2pix.model.networks import build_generator, fold_batch_norm
+    from pix2pix.model.inference import fold_batch_norm
+    from pix2pix.model.networks import build_generator
     cfg = saved_model_config(model, source="options.json")
     subpixel = cfg.generator.startswith("unet")
     if cfg.norm == "batch" and test_stats == "running":

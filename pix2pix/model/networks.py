@@ -12,7 +12,6 @@ inputs and always return float32.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import keras
@@ -20,6 +19,7 @@ import tensorflow as tf
 from keras import layers
 
 from pix2pix.config import ModelConfig
+from pix2pix.model.upconv import UpConv
 
 
 def init():
@@ -41,8 +41,8 @@ class BatchNorm(layers.Layer):
     mean and variance, which is what training at batch size 1 did (the paper applies "the
     statistics of the test batch" at test time) and keeps outputs independent of the other images
     in a batch; "running" uses the moving averages, the usual choice after large-batch training;
-    "folded" is "running" after :func:`fold_batch_norm` moved the scale into the preceding conv
-    (only the offset ``beta`` is left to add).
+    "folded" is "running" after :func:`pix2pix.model.inference.fold_batch_norm` moved the
+    scale into the preceding conv (only the offset ``beta`` is left to add).
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, test_stats: str = "image",
@@ -138,75 +138,6 @@ class LeakyReLU(layers.Layer):
         if training:
             return tf.maximum(x, 0.2 * x)
         return tf.nn.leaky_relu(x, 0.2)
-
-
-class UpConv(layers.Conv2DTranspose):
-    """The U-Net's 4x4 stride-2 "same" transposed convolution, with an inference form
-    (``subpixel``) built from ordinary convolutions.
-
-    Output pixel (2m + a, 2n + b) of the transposed convolution sums only 2x2 input pixels:
-    rows m-1, m with kernel rows 3, 1 when a = 0; rows m, m+1 with kernel rows 2, 0 when a = 1
-    (columns likewise). So each of the four output phases is a 2x2 convolution of the input
-    (padded by one pixel on the side it reaches past), and depth_to_space interleaves them:
-    the same sums, in oneDNN's forward convolution, which caches constant weights, instead of
-    its backward-data kernel. The thresholds come from a per-layer timing made while writing
-    this (batch 1 and 4, frozen weights, a 2-core Xeon with AMX; not part of bench/): the
-    phases were faster up to 32x32 inputs, where the backward-data kernel is slow on small
-    maps, and slower at 64x64, so larger inputs keep the plain op; an output of under 8
-    channels (the RGB layer) ran best as ONE 3x3 convolution to 4 x channels (2.25x the
-    multiply-adds, but 12 outputs per pixel vectorise where 3 do not). The export's overall
-    rate is in docs/bench.md. Same variables as Conv2DTranspose; training always uses the
-    plain op and its gradients.
-    """
-
-    _TAPS = ((3, 1), (2, 0))  # kernel rows (or columns) of phase 0's two taps, of phase 1's
-    _PHASES_UP_TO = 32  # input side up to which the phase convolutions are faster
-    _MERGED_BELOW = 8  # output channels under which one merged 3x3 convolution is faster
-
-    def __init__(self, *args, subpixel: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.subpixel = subpixel
-
-    def call(self, inputs, training=False):
-        side = inputs.shape[1]
-        if training or not self.subpixel or (side is None or side > self._PHASES_UP_TO
-                                              and self.filters >= self._MERGED_BELOW):
-            return super().call(inputs)
-        kernel = tf.cast(self.kernel, inputs.dtype)  # (4, 4, out, in)
-        if self.filters < self._MERGED_BELOW:
-            y = tf.nn.conv2d(inputs, self._merged(kernel), 1, "SAME")
-        else:
-            phases = []
-            for a in (0, 1):
-                for b in (0, 1):
-                    k = tf.stack([tf.stack([kernel[r, c] for c in self._TAPS[b]])
-                                  for r in self._TAPS[a]])  # (2, 2, out, in)
-                    phases.append(tf.nn.conv2d(inputs, tf.transpose(k, [0, 1, 3, 2]), 1,
-                                               [[0, 0], [1 - a, a], [1 - b, b], [0, 0]]))
-            y = tf.concat(phases, axis=-1)
-        y = tf.nn.depth_to_space(y, 2)  # channel block 2a + b -> pixel (2m + a, 2n + b)
-        if self.use_bias:
-            y = tf.nn.bias_add(y, tf.cast(self.bias, y.dtype))
-        return self.activation(y) if self.activation is not None else y
-
-    def _merged(self, kernel):
-        """The four phases as one 3x3 kernel (3, 3, in, 4 x out); unused taps are zero.
-
-        Input row offset -1, 0, +1 is 3x3 row 0, 1, 2: phase 0 takes kernel rows 3, 1 at rows
-        0, 1; phase 1 kernel rows 2, 0 at rows 1, 2."""
-        zero = tf.zeros_like(kernel[0, 0])
-        rows = ({0: 3, 1: 1}, {1: 2, 2: 0})
-        blocks = []
-        for a in (0, 1):
-            for b in (0, 1):
-                blocks.append(tf.stack([tf.stack([
-                    kernel[rows[a][r], rows[b][c]] if r in rows[a] and c in rows[b] else zero
-                    for c in range(3)]) for r in range(3)]))  # (3, 3, out, in)
-        merged = tf.concat(blocks, axis=2)  # (3, 3, 4 x out, in), block 2a + b
-        return tf.transpose(merged, [0, 1, 3, 2])
-
-    def get_config(self):
-        return {**super().get_config(), "subpixel": self.subpixel}
 
 
 def _norm(kind: str, name: str, test_stats: str, dtype: str, epsilon: float) -> layers.Layer:
@@ -393,73 +324,6 @@ def build_generator(cfg: ModelConfig, *, test_dropout: bool = False, test_stats:
                                 dtype=dtype)
     return unet_generator(cfg, test_dropout=test_dropout, test_stats=test_stats, dtype=dtype,
                           subpixel=subpixel)
-
-
-def fold_batch_norm(generator: keras.Model, cfg: ModelConfig, *, test_dropout: bool = False,
-                    subpixel: bool = False, dtype: str = "float32") -> keras.Model:
-    """A copy of ``generator`` with every batch norm folded into the conv before it.
-
-    At inference with running statistics a batch norm is a fixed per-channel affine map,
-    y = s * (conv(x) - mean) + beta with s = gamma / sqrt(var + eps); since conv is linear, the
-    same y is conv'(x) + (beta - s * mean) where conv' has its kernel scaled by s on the output
-    channels. The copy computes that: one convolution and a bias add, which Grappler fuses with
-    the activation, instead of a convolution and a normalisation pass. Its norm layers keep
-    valid running-statistics variables (gamma 1, mean 0, var 1 - eps, beta the offset), so
-    restoring them into an unfolded network gives the same outputs too.
-
-    Args:
-        generator: a generator of ``cfg`` (any precision); its weights are read, not changed.
-        cfg: its architecture; ``cfg.norm`` must be "batch".
-        test_dropout: keep dropout on in the copy.
-        subpixel: build the copy with phase-form transposed convolutions (:class:`UpConv`).
-        dtype: the copy's dtype policy (its variables are float32 under either policy).
-    """
-    import numpy as np
-
-    if cfg.norm != "batch":
-        raise ValueError(f"fold_batch_norm: norm {cfg.norm!r} normalises with each image's own "
-                         "statistics; only batch norm with running statistics folds")
-    folded = build_generator(cfg, test_dropout=test_dropout, test_stats="folded",
-                             subpixel=subpixel, dtype=dtype)
-    folded.set_weights(generator.get_weights())
-    for norm in folded.layers:
-        if not isinstance(norm, BatchNorm):
-            continue
-        conv = folded.get_layer(norm.name.removesuffix("_norm") + "_conv")
-        # In float64, so the fold itself adds no rounding beyond the final float32 cast.
-        gamma, beta, mean, var = (np.asarray(w, np.float64) for w in
-                                  (norm.gamma, norm.beta, norm.moving_mean, norm.moving_var))
-        scale = gamma / np.sqrt(var + norm.epsilon)
-        kernel = np.asarray(conv.kernel, np.float64)
-        # Output channels: the last kernel axis of a Conv2D (h, w, in, out), the third of a
-        # Conv2DTranspose (h, w, out, in).
-        axis = 2 if isinstance(conv, layers.Conv2DTranspose) else 3
-        shape = [1, 1, 1, 1]
-        shape[axis] = -1
-        conv.kernel.assign((kernel * scale.reshape(shape)).astype(np.float32))
-        norm.beta.assign((beta - scale * mean).astype(np.float32))
-        norm.gamma.assign(np.ones_like(gamma, np.float32))
-        norm.moving_mean.assign(np.zeros_like(mean, np.float32))
-        norm.moving_var.assign(np.full_like(var, 1.0 - norm.epsilon, np.float32))
-    return folded
-
-
-@contextlib.contextmanager
-def compute_policy(model: keras.Model, policy: str):
-    """Within the block, ``model``'s layers compute in ``policy`` (e.g. "mixed_bfloat16"):
-    a function traced inside computes in 16 bits over the same float32 variables. The final
-    float32 output layer (``*_float32``) keeps float32."""
-    saved = {}
-    for layer in model.layers:
-        if not layer.name.endswith("_float32"):
-            saved[layer.name] = layer.dtype_policy
-            layer.dtype_policy = policy
-    try:
-        yield model
-    finally:
-        for layer in model.layers:
-            if layer.name in saved:
-                layer.dtype_policy = saved[layer.name]
 
 
 def generator_size_error(cfg: ModelConfig) -> str | None:

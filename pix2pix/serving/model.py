@@ -69,9 +69,8 @@ def signature_defs(model_dir: Path) -> dict[str, Any]:
 
 def load_export(model_dir: Path) -> LoadedModel:
     """Load an export folder for serving (TensorFlow only, no training code)."""
-    from pix2pix.generate import load_model
-
     from pix2pix.export import SIGNATURES
+    from pix2pix.generate import load_model
 
     model_dir = check_export(model_dir)
     translator = load_model(model=model_dir)

@@ -13,8 +13,9 @@ import tensorflow as tf
 from pix2pix.config import ModelConfig, TrainConfig
 from pix2pix.errors import ModelError
 from pix2pix.model import precision
-from pix2pix.model.networks import (BatchNorm, UpConv, build_generator, compute_policy,
-                                    fold_batch_norm)
+from pix2pix.model.inference import compute_policy, fold_batch_norm
+from pix2pix.model.networks import BatchNorm, build_generator
+from pix2pix.model.upconv import UpConv
 
 TINY = ModelConfig(generator="unet_128", ngf=8, ndf=8, crop_size=128)
 # float32 sums over at most 16 x 128 products per output, through ~16 layers, in another
@@ -311,9 +312,9 @@ def test_xla_inference_gives_the_same_images(folded_export):
 
 def test_generate_cli_runs_the_precision_asked_for_and_says_so(folded_export, tmp_path):
     from click.testing import CliRunner
+    from PIL import Image
 
     from pix2pix.cli import cli
-    from PIL import Image
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.full((128, 128, 3), 90, np.uint8)).save(src / "a.png")
