@@ -1,6 +1,6 @@
 """The project's speed figures, as ratios measured in ONE run against references run alongside.
 
-    python bench/run.py                 # all six figures (about 15 minutes on 2 cores)
+    python bench/run.py                 # all six figures (figures 1 and 3 alone: 11 minutes on 2 cores)
     python bench/run.py --quick         # the same plumbing with few steps and small inputs
     python bench/run.py --only 1,3      # some figures
     python bench/run.py --shared DIR    # the folder with bench/tf_reference.py etc.
