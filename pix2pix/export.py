@@ -11,7 +11,7 @@ Signatures (each returns its result under the key "output"):
 The exported generator is the inference form of the trained one (same outputs up to float
 rounding): with batch norm at running statistics (``--test_stats running``) each norm is
 folded into the convolution before it, and the U-Net's transposed convolutions run as phase
-convolutions (pix2pix.model.networks.UpConv). ``options.json`` (the training options, plus an
+convolutions (pix2pix.model.upconv.UpConv). ``options.json`` (the training options, plus an
 "export" group saying which) sits next to ``saved_model.pb``. The folder is written under a
 temporary name and renamed at the end, so a reader never sees half an export.
 """
