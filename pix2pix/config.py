@@ -142,10 +142,13 @@ class TrainConfig:
     test_stats: Literal["image", "running"] = _f(
         "image", "Batch-norm statistics at inference: image (each image's own, as training at "
         "batch size 1 sees them; the paper's choice) or running (moving averages).")
-    precision: Literal["auto", "float32", "mixed_bfloat16"] = _f(
-        "auto", "Training arithmetic: auto (mixed_bfloat16 on a CPU with native bfloat16, "
-        "about 1.4-1.6x faster; float32 elsewhere), float32, or mixed_bfloat16 (float32 "
-        "weights, bfloat16 compute). Inference is always float32.")
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = _f(
+        "auto", "Training arithmetic: auto (float32 or the 16-bit format of the device, "
+        "mixed_bfloat16 on a CPU and mixed_float16 on a GPU, whichever a short timed probe "
+        "of both on this model and batch size finds faster; cached per machine), float32, "
+        "mixed_bfloat16 (float32 weights, bfloat16 compute) or mixed_float16 (float32 "
+        "weights, float16 compute, dynamic loss scaling). Inference: see generate "
+        "--precision.")
     jit_compile: bool = _f(False, "Compile the train step with XLA.")
 
 

@@ -65,21 +65,40 @@ class Translator:
     def __init__(self, fn: Callable, size: int, source: str, patches: bool = False):
         self.fn, self.size, self.source = fn, size, source
         self.patches = patches  # trained on full-resolution patches: tile by default
+        self.precision = "float32"  # the arithmetic it runs in (load_model may pick 16 bits)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.fn(images))
 
 
-def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> Translator:
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def load_model(*, model: Path | None = None, checkpoint: Path | None = None,
+               precision: str = "float32", batch_size: int = 4,
+               jit_compile: bool = False, **choose_kwargs) -> Translator:
     """A :class:`Translator` for an export folder (``model``) or a train folder (``checkpoint``).
 
-    An export is called through its ``serving_default`` signature; its size comes from the
-    ``options.json`` beside ``saved_model.pb`` (``{"model": {"crop_size": S}}``), else from the
-    signature's input shape.
+    An export is called through the signature of ``precision`` (pix2pix.export.SIGNATURES:
+    float32 ``serving_default``, ``serving_bfloat16``, ``serving_float16``), with its weights
+    frozen into the graph as constants, which lets Grappler fold the 16-bit casts of the
+    weights away and oneDNN cache its reordered weights. float32 is the default: the 16-bit
+    signatures change outputs by a few uint8 levels (docs/bench.md gives the PSNR), so they
+    are asked for, never implied. "auto" times float32 against the
+    device's 16-bit signature on a ``batch_size`` batch and keeps the faster (cached;
+    pix2pix.model.precision.choose); an export without 16-bit signatures runs float32. Its
+    size comes from the ``options.json`` beside ``saved_model.pb`` (``{"model":
+    {"crop_size": S}}``), else from the signature's input shape. ``jit_compile`` compiles the
+    call with XLA (for GPUs; slower than oneDNN on CPUs). A checkpoint runs float32.
     """
     if (model is None) == (checkpoint is None):
         raise UsageError("give exactly one of --model (an export folder) or --checkpoint "
                          "(a train folder)")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}")
+    if checkpoint is not None and precision in ("bfloat16", "float16"):
+        raise UsageError(f"--precision {precision} needs an export (--model); a checkpoint "
+                         "runs float32")
     if model is not None and not (Path(model) / "saved_model.pb").is_file():
         raise ModelError(f"{model}: no saved_model.pb; give a `pix2pix export` folder "
                          "(or --checkpoint for a train folder)")
@@ -93,13 +112,15 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
         generator, options = restore_generator(Path(checkpoint))
         size = int(options["model"]["crop_size"])
 
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)],
+                     jit_compile=jit_compile)
         def fn(images):
             x = tf.cast(images, tf.float32) / 127.5 - 1.0
             y = generator(x, training=False)
             return tf.cast(tf.round((tf.clip_by_value(y, -1.0, 1.0) + 1.0) * 127.5), tf.uint8)
         return Translator(fn, size, str(checkpoint), patches=_patches(options))
 
+    from pix2pix.export import SIGNATURES
     model = Path(model)
     try:
         loaded = tf.saved_model.load(str(model))
@@ -115,18 +136,72 @@ def load_model(*, model: Path | None = None, checkpoint: Path | None = None) -> 
                          "uint8 [N, S, S, 3] batch")
     key, spec = next(iter(specs.items()))
     size = _export_size(model, spec)
-
-    def fn(images):
-        out = serve(**{key: tf.constant(images, tf.uint8)})
-        if "output" not in out:
-            raise ModelError(f"{model}: serving_default returns {sorted(out)}, not 'output'")
-        return out["output"].numpy()
-    fn.keep_alive = loaded  # the signature needs its module alive
     try:
         options = json.loads((model / "options.json").read_text())
     except (OSError, ValueError):
         options = {}
-    return Translator(fn, size, str(model), patches=_patches(options))
+    available = {p: loaded.signatures[name] for p, (name, _) in SIGNATURES.items()
+                 if name in loaded.signatures}
+    if precision not in ("auto", "float32") and precision not in available:
+        raise ModelError(f"{model}: the export has no {SIGNATURES[precision][0]} signature "
+                         f"(--precision {precision}); export it again with this version, or "
+                         "use --precision float32")
+
+    def make(p: str) -> Callable:
+        return _fast_call(available[p], key, str(model), jit_compile=jit_compile)
+
+    if precision == "auto":
+        from pix2pix.model.precision import choose, reduced_candidates
+        candidates = ["float32", *(p for p in reduced_candidates() if p in available)]
+        batch = np.zeros((batch_size, size, size, 3), np.uint8)
+
+        def warmed(p: str):
+            def build():
+                f = make(p)
+                f(batch)
+                return lambda: f(batch)
+            return build
+        shape = {"size": size, "batch_size": batch_size, "jit_compile": jit_compile,
+                 "model": options.get("model") if isinstance(options, dict) else None,
+                 "export": options.get("export") if isinstance(options, dict) else None}
+        precision = choose("generate", shape, {p: warmed(p) for p in candidates},
+                           **choose_kwargs)
+    fn = make(precision)
+    fn.keep_alive = loaded  # an unfrozen signature needs its module alive
+    translator = Translator(fn, size, str(model), patches=_patches(options))
+    translator.precision = precision
+    return translator
+
+
+def _fast_call(signature, key: str, source: str, *, jit_compile: bool) -> Callable:
+    """uint8 batch -> uint8 array through ``signature`` with its variables frozen into
+    constants (Grappler then folds the weight-side work, such as the 16-bit casts of the
+    weights, once, and oneDNN reuses its reordered weights; docs/bench.md measures the frozen
+    export against the same weights over variables); the signature as it is when it cannot
+    be frozen."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+    try:
+        frozen = convert_variables_to_constants_v2(signature)
+        run = lambda x: frozen(**{key: x})  # noqa: E731
+    except Exception as e:  # noqa: BLE001  an op the converter does not know: run unfrozen
+        log.warning("%s: running the signature unfrozen (%s)", source, e)
+        run = lambda x: signature(**{key: x})  # noqa: E731
+    if jit_compile:
+        run = tf.function(run, jit_compile=True)
+
+    def fn(images):
+        out = run(tf.constant(images, tf.uint8))
+        if isinstance(out, dict):
+            if "output" not in out:
+                raise ModelError(f"{source}: serving_default returns {sorted(out)}, "
+                                 "not 'output'")
+            out = out["output"]
+        elif isinstance(out, (list, tuple)):
+            out = out[0]
+        return out.numpy()
+    return fn
 
 
 def _patches(options: dict) -> bool:

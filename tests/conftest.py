@@ -2,7 +2,10 @@
 and small synthetic paired images whose content does not matter."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,11 @@ SHARED = Path(os.environ.get("PIX2PIX_SHARED", REPO.parent / "shared"))
 
 # TensorFlow: quiet logs and a bounded thread pool, so two test workers share 2 cores sanely.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# precision auto's cached probes (pix2pix.model.precision) go to a folder of this test process
+# (and the commands it starts), never to the user's ~/.cache; removed when the process ends.
+if "PIX2PIX_CACHE_DIR" not in os.environ:
+    os.environ["PIX2PIX_CACHE_DIR"] = tempfile.mkdtemp(prefix="pix2pix-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PIX2PIX_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

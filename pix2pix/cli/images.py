@@ -84,11 +84,18 @@ def process_cmd(operation: str, input_dir: Path, output_dir: Path, workers: int,
               help="Decode threads and encode threads (each).")
 @click.option("--on_bad_image", type=_BAD, default="skip", show_default=True,
               help="An undecodable image is named in a warning and skipped, or stops the run.")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16", "float16", "auto"]),
+              default="float32", show_default=True,
+              help="Arithmetic of an exported model: float32, bfloat16 (CPUs with AVX512_BF16 "
+                   "or AMX; outputs within a few levels of float32), float16 (NVIDIA GPUs), or "
+                   "auto (a short timed probe of float32 against the device's 16-bit format "
+                   "on this model and batch size keeps the faster; cached per machine).")
 @click.option("--datum_batching", is_flag=True, default=None,
               help="Serve Pachyderm datums one after another with the model loaded once "
                    "(default: on when PPS_WORKER_GRPC_PORT is set, i.e. inside a worker).")
 def generate_cmd(model_dir: Path | None, checkpoint: Path | None, inputs: tuple[Path, ...],
-                 output_dir: Path, datum_batching: bool | None, **opts) -> None:
+                 output_dir: Path, datum_batching: bool | None, precision: str,
+                 **opts) -> None:
     """Translate images with a trained model."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pix2pix.generate import (WORKER_PORT_ENV, GenerateOptions, generate, load_model,
@@ -100,10 +107,12 @@ def generate_cmd(model_dir: Path | None, checkpoint: Path | None, inputs: tuple[
     def run_once() -> None:
         nonlocal translator
         if translator is None:  # loaded once; under datum batching /pfs/model exists only after NextDatum
-            translator = load_model(model=model_dir, checkpoint=checkpoint)
+            translator = load_model(model=model_dir, checkpoint=checkpoint,
+                                    precision=precision, batch_size=options.batch_size)
         result = generate(translator=translator, inputs=list(inputs), output_dir=output_dir,
                           options=options)
         click.echo(f"generate: {result.written} image(s) written to {output_dir}"
+                   + (f" ({translator.precision})" if translator.precision != "float32" else "")
                    + (f" ({result.tiled} tiled)" if result.tiled else "")
                    + (f", {result.skipped} skipped" if result.skipped else ""), err=True)
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import layers
 
 from pix2pix.config import ModelConfig
+from pix2pix.model.upconv import UpConv
 
 
 def init():
@@ -39,7 +40,9 @@ class BatchNorm(layers.Layer):
     At inference ``test_stats`` picks the statistics: "image" normalises each image with its own
     mean and variance, which is what training at batch size 1 did (the paper applies "the
     statistics of the test batch" at test time) and keeps outputs independent of the other images
-    in a batch; "running" uses the moving averages, the usual choice after large-batch training.
+    in a batch; "running" uses the moving averages, the usual choice after large-batch training;
+    "folded" is "running" after :func:`pix2pix.model.inference.fold_batch_norm` moved the
+    scale into the preceding conv (only the offset ``beta`` is left to add).
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, test_stats: str = "image",
@@ -69,6 +72,10 @@ class BatchNorm(layers.Layer):
             return y
         if self.test_stats == "image":
             return _instance_normalize(x, self.gamma, self.beta, self.epsilon)
+        if self.test_stats == "folded":
+            # The scale lives in the conv kernel before this layer (fold_batch_norm): a bias
+            # add, which Grappler fuses into that conv with the activation after it.
+            return tf.nn.bias_add(x, tf.cast(self.beta, x.dtype))
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(
             x, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_var,
             epsilon=self.epsilon, is_training=False)
@@ -122,11 +129,15 @@ class Dropout(layers.Dropout):
 
 
 class LeakyReLU(layers.Layer):
-    """LeakyReLU(0.2) as max(x, 0.2 x): with tf.nn.leaky_relu after a biased conv, Grappler's
-    remapper (TF 2.19) fails on the fused op's gradient and logs an error on every run."""
+    """LeakyReLU(0.2). In training as max(x, 0.2 x): with tf.nn.leaky_relu after a biased conv,
+    Grappler's remapper (TF 2.19) fails on the fused op's gradient and logs an error on every
+    run. At inference as tf.nn.leaky_relu, the same function, which the remapper fuses into the
+    conv before it (one oneDNN call instead of conv, bias, multiply, maximum)."""
 
-    def call(self, x):
-        return tf.maximum(x, 0.2 * x)
+    def call(self, x, training=False):
+        if training:
+            return tf.maximum(x, 0.2 * x)
+        return tf.nn.leaky_relu(x, 0.2)
 
 
 def _norm(kind: str, name: str, test_stats: str, dtype: str, epsilon: float) -> layers.Layer:
@@ -146,10 +157,10 @@ def _down(x, filters: int, *, norm: str | None, name: str, epsilon: float,
 
 
 def _up(x, skip, filters: int, *, norm: str, dropout: bool, test_dropout: bool, name: str,
-        test_stats: str, dtype: str, epsilon: float):
+        test_stats: str, dtype: str, epsilon: float, subpixel: bool = False):
     """(C|CD)k: 4x4 transposed conv stride 2 -> norm -> [dropout 0.5] -> ReLU -> concat skip."""
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=init(), name=f"{name}_conv", dtype=dtype)(x)
+    x = UpConv(filters, 4, strides=2, padding="same", use_bias=False, subpixel=subpixel,
+               kernel_initializer=init(), name=f"{name}_conv", dtype=dtype)(x)
     x = _norm(norm, f"{name}_norm", test_stats, dtype, epsilon)(x)
     if dropout:
         x = Dropout(0.5, always=test_dropout, name=f"{name}_dropout", dtype=dtype)(x)
@@ -163,7 +174,8 @@ def _float32(x, name: str):
 
 
 def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
-                   test_stats: str = "image", dtype: str = "float32") -> keras.Model:
+                   test_stats: str = "image", dtype: str = "float32",
+                   subpixel: bool = False) -> keras.Model:
     """U-Net: unet_256 has 8 encoder levels (1x1 bottleneck at 256), unet_128 has 7.
 
     Args:
@@ -171,6 +183,8 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
         test_dropout: keep dropout on at inference.
         test_stats: batch-norm statistics at inference, "image" or "running" (see BatchNorm).
         dtype: Keras dtype policy of the layers, "float32" or "mixed_bfloat16".
+        subpixel: run the transposed convolutions at inference as four phase convolutions
+            (:class:`UpConv`; same weights and outputs, faster with constant weights).
     """
     f, n = cfg.ngf, cfg.norm
     levels = {"unet_256": 8, "unet_128": 7}[cfg.generator]
@@ -211,10 +225,11 @@ def unet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
         skips.append(x)
     for i, ((filters, dropout), skip) in enumerate(zip(decoder, reversed(skips[:-1]))):
         x = _up(x, skip, filters, norm=n, dropout=dropout, test_dropout=test_dropout,
-                name=f"up{i + 1}", test_stats=test_stats, dtype=dtype, epsilon=cfg.norm_epsilon)
-    x = layers.Conv2DTranspose(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
-                               kernel_initializer=init(), name="output",
-                               dtype=dtype)(x)  # (bs, 256, 256, 3)
+                name=f"up{i + 1}", test_stats=test_stats, dtype=dtype, epsilon=cfg.norm_epsilon,
+                subpixel=subpixel)
+    x = UpConv(cfg.output_nc, 4, strides=2, padding="same", activation="tanh",
+               kernel_initializer=init(), name="output", subpixel=subpixel,
+               dtype=dtype)(x)  # (bs, 256, 256, 3)
     return keras.Model(inputs, _float32(x, "output_float32"), name=cfg.generator)
 
 
@@ -301,10 +316,14 @@ def resnet_generator(cfg: ModelConfig, *, test_dropout: bool = False,
 
 
 def build_generator(cfg: ModelConfig, *, test_dropout: bool = False, test_stats: str = "image",
-                    dtype: str = "float32") -> keras.Model:
-    """The generator ``cfg.generator`` names (U-Net or ResNet)."""
-    build = resnet_generator if cfg.generator in RESNET_BLOCKS else unet_generator
-    return build(cfg, test_dropout=test_dropout, test_stats=test_stats, dtype=dtype)
+                    dtype: str = "float32", subpixel: bool = False) -> keras.Model:
+    """The generator ``cfg.generator`` names (U-Net or ResNet); ``subpixel`` applies to the
+    U-Net's transposed convolutions (see :class:`UpConv`)."""
+    if cfg.generator in RESNET_BLOCKS:
+        return resnet_generator(cfg, test_dropout=test_dropout, test_stats=test_stats,
+                                dtype=dtype)
+    return unet_generator(cfg, test_dropout=test_dropout, test_stats=test_stats, dtype=dtype,
+                          subpixel=subpixel)
 
 
 def generator_size_error(cfg: ModelConfig) -> str | None:

@@ -11,6 +11,7 @@ weights inference uses (see :meth:`Trainer.update_average`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from pix2pix.model.losses import (clip_gradients, discriminator_loss, feature_ma
                                   generator_loss, gradient_penalty)
 from pix2pix.model.networks import MultiScaleDiscriminator, build_generator
 from pix2pix.model.optim import Adam
-from pix2pix.model.precision import resolve as resolve_precision
+from pix2pix.model.precision import choose, reduced_candidates
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ class Trainer:
 
     def __init__(self, model: ModelConfig, train: TrainConfig):
         self.model_cfg, self.cfg = model, train
-        self.dtype = resolve_precision(train.precision)
+        self.dtype = training_policy(model, train)
+        # float16's 5-bit exponent underflows small gradients: scale the losses (bfloat16 and
+        # float32 need no scaling).
+        self.loss_scale = LossScale() if self.dtype == "mixed_float16" else None
         self.generator = build_generator(model, test_stats=train.test_stats, dtype=self.dtype)
         self.D = MultiScaleDiscriminator(model, features=train.lambda_feat > 0, dtype=self.dtype)
         self.discriminator = self.D.nets[0]  # the full-size one
@@ -80,23 +84,41 @@ class Trainer:
         G, D, c = self.generator, self.D, self.cfg
         self.g_opt.learning_rate.assign(lr)
         self.d_opt.learning_rate.assign(lr)
+        scale = self.loss_scale
         with tf.GradientTape(persistent=True) as tape:
             fake = G(inp, training=True)
             real_out = D(inp, tar, training=True)   # per scale: [activations..., logits]
             fake_out = D(inp, fake, training=True)
             losses = self.g_losses(fake, tar, real_out, fake_out)
             losses.update(self.d_losses(inp, tar, fake, real_out, fake_out))
-        g_grads, losses["g_grad_norm"] = clip_gradients(
-            tape.gradient(losses["g_total"], G.trainable_variables), c.clip_grad)
-        d_grads, losses["d_grad_norm"] = clip_gradients(
-            tape.gradient(losses["d_loss"], D.trainable_variables), c.clip_grad)
+            g_obj, d_obj = losses["g_total"], losses["d_loss"]
+            if scale is not None:
+                g_obj, d_obj = g_obj * scale.value, d_obj * scale.value
+        g_grads = tape.gradient(g_obj, G.trainable_variables)
+        d_grads = tape.gradient(d_obj, D.trainable_variables)
         del tape
-        self.g_opt.apply(g_grads, G.trainable_variables)
-        self.d_opt.apply(d_grads, D.trainable_variables)
+        if scale is not None:
+            g_grads, d_grads = scale.unscale(g_grads), scale.unscale(d_grads)
+        g_grads, losses["g_grad_norm"] = clip_gradients(g_grads, c.clip_grad)
+        d_grads, losses["d_grad_norm"] = clip_gradients(d_grads, c.clip_grad)
+        if scale is None:
+            self.g_opt.apply(g_grads, G.trainable_variables)
+            self.d_opt.apply(d_grads, D.trainable_variables)
+        else:
+            # An overflow anywhere skips both updates and halves the scale (the step counts).
+            finite = scale.finite(g_grads + d_grads)
+            tf.cond(finite, lambda: self._apply(g_grads, d_grads), tf.no_op)
+            scale.update(finite)
+            losses["loss_scale"] = tf.identity(scale.value)
         self.step.assign_add(1)
         if self.generator_average is not None:
             self.update_average()
         return losses, fake
+
+    def _apply(self, g_grads, d_grads):
+        self.g_opt.apply(g_grads, self.generator.trainable_variables)
+        self.d_opt.apply(d_grads, self.D.trainable_variables)
+        return tf.no_op()
 
     def g_losses(self, fake, tar, real_out, fake_out) -> dict[str, tf.Tensor]:
         """GAN + lambda L1 (the paper), + lambda_feat feature matching and lambda_perceptual
@@ -167,6 +189,97 @@ class Trainer:
             # avg - (1 - d) (avg - w) in TensorFlow's fused kernel: the same average at half
             # the memory traffic of assign(d * avg + (1 - d) * w) (memory-bound on CPU).
             tf.raw_ops.ResourceApplyGradientDescent(var=avg.handle, alpha=rate, delta=avg - w)
+
+
+class LossScale(tf.Module):
+    """Dynamic loss scaling for float16 training (Micikevicius et al. 2018, as Keras'
+    LossScaleOptimizer): losses are multiplied by the scale before the gradients and the
+    gradients divided by it after, so small gradients do not flush to zero in float16. A step
+    whose gradients overflow is skipped and halves the scale; ``growth_interval`` good steps in
+    a row double it. Not checkpointed: it re-adapts within a few steps of a resume."""
+
+    def __init__(self, initial: float = 2.0 ** 15, growth_interval: int = 2000):
+        super().__init__(name="loss_scale")
+        self.value = tf.Variable(initial, dtype=tf.float32, trainable=False, name="scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
+        self.growth_interval = growth_interval
+
+    def unscale(self, grads):
+        return [None if g is None else g / self.value for g in grads]
+
+    @staticmethod
+    def finite(grads) -> tf.Tensor:
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads
+                              if g is not None])
+
+    def update(self, finite: tf.Tensor) -> None:
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_interval)
+        self.value.assign(tf.where(finite, tf.where(grow, self.value * 2.0, self.value),
+                                   tf.maximum(self.value / 2.0, 1.0)))
+        self.good_steps.assign(tf.where(finite & ~grow, self.good_steps + 1,
+                                        tf.zeros_like(self.good_steps)))
+
+
+def _rng_state():
+    """Every random state a model build or a step draws from (Python's, NumPy's, TensorFlow's
+    eager op seeds), so the precision probe can leave them as it found them."""
+    import random
+
+    import numpy as np
+    from tensorflow.python.eager import context
+    ctx = context.context()
+    rng = getattr(ctx, "_rng", None)
+    return random.getstate(), np.random.get_state(), rng.getstate() if rng else None
+
+
+def _set_rng_state(state) -> None:
+    import random
+
+    import numpy as np
+    from tensorflow.python.eager import context
+    py, npy, tf_rng = state
+    random.setstate(py)
+    np.random.set_state(npy)
+    rng = getattr(context.context(), "_rng", None)
+    if rng is not None and tf_rng is not None:
+        rng.setstate(tf_rng)
+
+
+def training_policy(model: ModelConfig, train: TrainConfig, **choose_kwargs) -> str:
+    """The Keras dtype policy ``train.precision`` asks for; for "auto", the faster of float32
+    and the reduced precision (mixed_bfloat16 on a CPU, mixed_float16 on a GPU), timed on this
+    model at this batch size (pix2pix.model.precision.choose) and cached.
+
+    The probe builds a trainer of each precision, runs a first step (the trace), then times
+    steps alternately on constant inputs; the random states are restored afterwards, so a
+    seeded run starts from the same weights whether the probe ran or the cache answered.
+    ``choose_kwargs`` go to :func:`choose` (tests inject a timer and a cache file).
+    """
+    if train.precision != "auto":
+        return train.precision
+    s, reduced = model.crop_size, "mixed_" + reduced_candidates()[0]
+
+    def candidate(policy: str):
+        def build():
+            t = Trainer(model, dataclasses.replace(train, precision=policy))
+            x = tf.fill([train.batch_size, s, s, model.input_nc], 0.5)
+            y = tf.fill([train.batch_size, s, s, model.output_nc], -0.5)
+            lr = tf.constant(train.lr)
+            step = lambda: float(t.train_step(x, y, lr)[0]["g_total"])  # noqa: E731  blocks
+            step()
+            return step
+        return build
+
+    # What the step's cost depends on: the architecture, the batch and the loss terms.
+    shape = {"model": dataclasses.asdict(model), "batch_size": train.batch_size,
+             "losses": [train.gan_mode, train.lambda_feat > 0, train.perceptual_loss,
+                        train.ema_decay > 0, train.jit_compile]}
+    state = _rng_state()
+    try:
+        return choose("train", shape, {"float32": candidate("float32"),
+                                       reduced: candidate(reduced)}, **choose_kwargs)
+    finally:
+        _set_rng_state(state)
 
 
 def checkpoint_manager(checkpoint: tf.train.Checkpoint, output_dir: Path, *, keep: int,

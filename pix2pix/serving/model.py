@@ -69,11 +69,15 @@ def signature_defs(model_dir: Path) -> dict[str, Any]:
 
 def load_export(model_dir: Path) -> LoadedModel:
     """Load an export folder for serving (TensorFlow only, no training code)."""
+    from pix2pix.export import SIGNATURES
     from pix2pix.generate import load_model
 
     model_dir = check_export(model_dir)
-    sigs = signature_defs(model_dir)
     translator = load_model(model=model_dir)
+    # Serving computes in float32 (the translator above): the export's 16-bit signatures are
+    # not offered, so a request naming one is refused rather than answered in float32.
+    reduced = {name for p, (name, _) in SIGNATURES.items() if p != "float32"}
+    sigs = {k: v for k, v in signature_defs(model_dir).items() if k not in reduced}
     options: dict[str, Any] = {}
     if (model_dir / "options.json").is_file():
         try:

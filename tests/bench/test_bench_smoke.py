@@ -53,6 +53,20 @@ def test_table_has_every_row_and_the_target_verdict(run_mod):
     assert "peak RSS" in text and "NO" in text
 
 
+def test_every_figure_names_its_cpu_flags_peaks_and_load(run_mod, tmp_path):
+    info = {"cpu": "Some CPU", "cpus": 2, "cpu_flags": ["avx2", "amx_bf16"]}
+    rows = [run_mod.Row("1", "attainable peak, float32 GEMM", 500.0, "GFLOP/s"),
+            run_mod.Row("1", "attainable peak, bfloat16 GEMM", 900.0, "GFLOP/s")]
+    line = run_mod.cpu_line(info, rows)
+    assert line == ("Some CPU (2 CPUs; flags: avx2 amx_bf16), GEMM peaks measured in the run: "
+                    "500 GFLOP/s float32, 900 GFLOP/s bfloat16")
+    bench = run_mod.Bench(shared=tmp_path, tmp=tmp_path, quick=True, log=lambda s: None)
+    *_, idx = bench.child([sys.executable, "-c", "print('{}')"], key="k")
+    bench.add("9", "m", 1.0, commands=[idx])
+    assert bench.rows[0].load == round(bench.loads[idx], 2) >= 0
+    assert "| 9 | m | 1 |" in run_mod.table(bench.rows, markdown=True)
+
+
 def test_only_rejects_unknown_figures():
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--only", "7"],
                           capture_output=True, text=True)

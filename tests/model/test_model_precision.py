@@ -1,6 +1,6 @@
-"""Mixed bfloat16 training: picked only where the CPU computes bfloat16 natively, learns like
-float32, keeps float32 weights, and its checkpoints restore into the float32 networks that test,
-export and generate build."""
+"""Mixed bfloat16 training: learns like float32, keeps float32 weights, and its checkpoints
+restore into the float32 networks that test, export and generate build. (How auto chooses it:
+tests/model/test_model_speed.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -25,14 +25,6 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(flags, native):
     cpuinfo = f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n"
     assert precision.cpu_has_native_bf16(cpuinfo) is native
     assert precision.cpu_has_native_bf16("processor\t: 0\n") is False  # no flags line
-
-
-def test_auto_picks_bfloat16_only_on_a_cpu_that_has_it(monkeypatch):
-    resolve = precision.resolve.__wrapped__  # uncached
-    for native, expected in ((True, "mixed_bfloat16"), (False, "float32")):
-        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
-        assert resolve("auto") == expected
-    assert resolve("float32") == "float32" and resolve("mixed_bfloat16") == "mixed_bfloat16"
 
 
 def test_bfloat16_trainer_keeps_float32_state_and_restores_into_float32(tmp_path):
