@@ -26,8 +26,9 @@ EMPTY = hashlib.sha256(b"").hexdigest()
 def store_error(e: OSError, what: str) -> StoreError:
     """Turn an OSError into a StoreError that says what to do about it."""
     if e.errno == errno.ENOSPC:
-        return StoreFullError(f"{what}: disk full ({e.filename or ''}); free space and retry, "
-                          "nothing was committed")
+        # Whether anything was committed is for the caller to say, after re-reading the store.
+        where = f" ({e.filename})" if e.filename else ""
+        return StoreFullError(f"{what}: disk full{where}; free space and retry")
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return StoreError(f"{what}: state folder is not writable ({e.filename or e}); "
                           "use --state DIR or PIX2PIX_STATE to pick a writable one")

@@ -170,8 +170,9 @@ def db_error(e: sqlite3.Error, db: Path) -> StoreError:
         return StoreError(f"{db}: the state folder is not writable ({msg}); use --state DIR or "
                           "PIX2PIX_STATE to pick a writable one")
     if "full" in msg:
-        return StoreFullError(f"{db}: disk full ({msg}); free space and retry, nothing was "
-                              "committed")
+        # Whether anything was committed is for the caller to say, after re-reading the store.
+        return StoreFullError(f"{db}: disk full (the metadata database cannot grow); free "
+                              "space and retry")
     if "locked" in msg or "busy" in msg:
         return StoreBusyError(f"{db}: the store stayed busy ({msg}); another pix2pix command "
                               "holds it, retry when it ends")
