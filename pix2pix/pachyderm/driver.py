@@ -88,6 +88,7 @@ class Driver:
     def plan(self) -> list[dm.Datum]:
         """Every datum of the job; unchanged ones are recorded skipped, the rest returned."""
         datums = dm.compute(self.spec.input, self.commits, salt=self.salt)
+        self.blobs.pin()  # skipped datums re-reference old outputs: no collection meanwhile
         prev = {} if self.spec.every_job else self.store.previous_datums(self.name, self.id)
         todo = []
         for d in datums:
