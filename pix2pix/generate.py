@@ -16,6 +16,7 @@ input paths are re-read for every datum the worker hands over.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import os
@@ -222,6 +223,8 @@ def generate(*, translator: Translator, inputs: list[Path], output_dir: Path,
         try:
             write_image(path, out, options.fmt, fast=True)
         except OSError as e:
+            if e.errno == errno.ENOSPC:  # not the data's fault: the CLI prints file and reason
+                raise OSError(e.errno, "disk full (no space left on device)", str(path)) from None
             raise DataError(f"{path}: cannot write the output ({e})") from None
 
     workers = max(1, options.workers)

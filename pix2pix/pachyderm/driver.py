@@ -59,6 +59,15 @@ def datum_env(spec: PipelineSpec, *, name: str, job_id: str, version: int, salt:
     return env
 
 
+def said(log_text: str) -> str:
+    """The code's own last ``Error:`` line (as pix2pix's commands print one), to go in the
+    datum's reason: "exit code 3: Error: /pfs/in/a.png: empty file" says what went wrong."""
+    for line in reversed(log_text.splitlines()[-50:]):
+        if line.startswith("Error:"):
+            return ": " + line[:300]
+    return ""
+
+
 def spec_commit(name: str, version: int, salt: str) -> str:
     """PPS_SPEC_COMMIT: one per pipeline version, as pachd's spec commits are."""
     return hashlib.sha256(f"{name}:{version}:{salt}".encode()).hexdigest()[:32]
@@ -189,7 +198,7 @@ class Driver:
                 self.succeed(d, log_text, attempt, started)
                 return
             reason = (f"timed out after {timeout:g}s (datumTimeout/jobTimeout)" if timed_out
-                      else f"exit code {rc}")
+                      else f"exit code {rc}" + said(log_text))
             if self.ws.disk_free() < FULL_DISK_BYTES:
                 reason += " (the disk under the state folder was full: /pfs/out and scratch " \
                           "share it)"
