@@ -10,10 +10,13 @@ exit with JobError's code instead.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -172,9 +175,23 @@ def landed(repo: str) -> Callable[[Any, Any], str]:
                                   else "nothing was committed")
 
 
+# Verbs that only read: on a state folder that does not exist they read an empty store (as
+# pachctl's on an empty cluster) instead of making one there (a `pix2pix list repo` typed in
+# the wrong folder used to leave a ./.pix2pix behind).
+READ_ONLY_VERBS = {"list", "inspect", "get", "glob", "diff", "logs", "draw", "wait",
+                   "subscribe", "provenance", "fsck", "garbage-collect"}
+
+
 def open_engine(state_dir: Path | None, *, executor: str | None = None, no_run: bool | None = None,
             jobs: JobReport | None = None):
-    from pix2pix.pachyderm.engine import Engine
+    from pix2pix.pachyderm.engine import Engine, default_state_dir
+    ctx = click.get_current_context(silent=True)
+    words = ctx.command_path.split() if ctx is not None else []
+    if len(words) > 1 and words[1] in READ_ONLY_VERBS:
+        folder = state_dir if state_dir is not None else default_state_dir()
+        if not (Path(folder) / "engine.db").is_file():
+            state_dir = Path(tempfile.mkdtemp(prefix="pix2pix-empty-"))
+            atexit.register(shutil.rmtree, state_dir, True)
     return Engine(state_dir, executor=executor, defer=True if no_run else None, on_job=jobs)
 
 

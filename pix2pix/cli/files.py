@@ -148,6 +148,9 @@ def _put(eng, repo: str, branch: str, dest: str | None, srcs: list[str], target:
         else:
             with open(s, "rb") as fh:
                 ops.append(files.file_op(eng, where, fh, append=append))
+    if not ops:  # only empty folders (or tars): a commit of nothing is no put
+        raise DataError(f"{', '.join(srcs)}: no files to put (empty folder); nothing was "
+                        "committed")
     info, finished = eng.modify(repo, branch, ops, description=description)
     return info, finished, ops
 
