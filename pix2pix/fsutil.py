@@ -16,9 +16,14 @@ Temporary names are ``.<name>.tmp-<random>``: hidden, beside the target, created
 that two writers of one target (threads or processes) never share one, and with a suffix that
 is no image extension, so listings of images never pick one up. The new file gets the
 permissions a newly created file gets (0o666 less the umask) unless ``mode`` says otherwise.
+A folder being built is held with ``flock``; the next :func:`atomic_dir` of the same target
+removes the temporary folders nobody holds (a writer killed with SIGKILL), and puts back an old
+folder that a killed swap had renamed aside.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -30,12 +35,57 @@ from typing import IO, Iterable, Iterator
 _MAX_NAME_BYTES = 200
 
 
-def _temp_name(path: Path, kind: str = "tmp") -> Path:
-    """``.<name>.<kind>-<8 hex>`` beside ``path`` (the name shortened if it is very long)."""
+def _temp_prefix(path: Path, kind: str = "tmp") -> str:
     name = path.name
     while len(os.fsencode(name)) > _MAX_NAME_BYTES:
         name = name[:-1]
-    return path.with_name(f".{name}.{kind}-{secrets.token_hex(4)}")
+    return f".{name}.{kind}-"
+
+
+def _temp_name(path: Path, kind: str = "tmp") -> Path:
+    """``.<name>.<kind>-<8 hex>`` beside ``path`` (the name shortened if it is very long)."""
+    return path.with_name(_temp_prefix(path, kind) + secrets.token_hex(4))
+
+
+def _held(folder: Path) -> bool:
+    """Whether a live writer holds (flock) this temporary folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return True  # gone or unreadable: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _clear_stale(path: Path) -> None:
+    """What a killed :func:`atomic_dir` of ``path`` left: its temporary folders, and the old
+    folder it had renamed aside (put back if ``path`` is missing, else removed). A live
+    writer's temporary folder (it holds it) is left, and so are old folders while one lives."""
+    tmp, old = _temp_prefix(path), _temp_prefix(path, "old")
+    try:
+        siblings = [p for p in path.parent.iterdir() if p.name.startswith((tmp, old))]
+    except OSError:
+        return
+    live = False
+    for p in siblings:
+        if p.name.startswith(tmp):
+            if _held(p):
+                live = True
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+    if live:
+        return  # an old folder may be that writer's, mid-swap
+    for p in siblings:
+        if p.name.startswith(old):
+            if not path.exists():
+                os.replace(p, path)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
@@ -211,6 +261,7 @@ def atomic_dir(path: Path | str, *, in_place: str | None = None,
     if in_place and path.is_dir() and all(p.name == in_place for p in path.iterdir()):
         yield from _build_in_place(path, path / in_place, last)
         return
+    _clear_stale(path)
     while True:
         tmp = _temp_name(path)
         try:
@@ -218,7 +269,11 @@ def atomic_dir(path: Path | str, *, in_place: str | None = None,
             break
         except FileExistsError:
             continue
-    with _discarded_on_failure(tmp, path):
+    # Held while it is built, so a later writer can tell a killed writer's folder from ours.
+    held = os.open(tmp, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as stack, _discarded_on_failure(tmp, path):
+        stack.callback(os.close, held)
         yield tmp
         _fsync_tree(tmp)
         if path.is_dir() and not path.is_symlink():

@@ -16,6 +16,7 @@ input paths are re-read for every datum the worker hands over.
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import logging
 import os
@@ -297,6 +298,8 @@ def generate(*, translator: Translator, inputs: list[Path], output_dir: Path,
         try:
             write_image(path, out, options.fmt, fast=True)
         except OSError as e:
+            if e.errno == errno.ENOSPC:  # not the data's fault: the CLI prints file and reason
+                raise OSError(e.errno, "disk full (no space left on device)", str(path)) from None
             raise DataError(f"{path}: cannot write the output ({e})") from None
 
     workers = max(1, options.workers)
@@ -375,7 +378,9 @@ def serve_datums(process: Callable[[], object], *, worker=None,
             raise UsageError(f"--datum_batching needs a Pachyderm worker ({WORKER_PORT_ENV} "
                              "is not set); run it from a pipeline with datumBatching: true")
         import python_pachyderm
-        worker = python_pachyderm.Client().worker
+        # No pachctl config lookup (it printed "no config found" into every datum's log): the
+        # worker API is reached on PPS_WORKER_GRPC_PORT alone.
+        worker = python_pachyderm.Client(use_default_host=False).worker
     error, done = "", 0
     while max_datums is None or done < max_datums:
         try:

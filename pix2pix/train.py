@@ -89,6 +89,39 @@ def resolve_options(*, input_dir: Path, output_dir: Path, params_file: Path | No
         UsageError: unknown or invalid values, or a model option contradicting the saved run.
     """
     params_file = params_file or find_params(input_dir)
+    try:
+        model, data, train = _resolve(input_dir=input_dir, output_dir=output_dir,
+                                      params_file=params_file, given=given)
+    except UsageError as e:
+        if params_file is None or str(params_file) in str(e):
+            raise
+        _check_params_alone(params_file)  # the params file's own fault: name it
+        raise
+    if params_file is not None:
+        try:
+            check_options(model, train, data)
+        except UsageError as e:  # "--max_steps -5: ..." from params.yaml: name the file
+            name = str(e).removeprefix("--").split(" ", 1)[0].split(":", 1)[0]
+            from_file = {k for grp in load_params(params_file).values() for k in grp}
+            if str(e).startswith("--") and name in from_file and given.get(name) is None:
+                raise UsageError(f"{params_file}: {str(e).removeprefix('--')}") from None
+    return model, data, train
+
+
+def _check_params_alone(params_file: Path) -> None:
+    """Raises UsageError naming ``params_file`` if its values alone are invalid."""
+    for group, values in load_params(params_file).items():
+        try:
+            from_dict(GROUPS[group], values, source=str(params_file))
+        except UsageError as e:
+            msg = str(e)
+            if not msg.startswith(str(params_file)):  # e.g. "--max_steps -5: must not be ..."
+                msg = f"{params_file}: {msg.removeprefix('--')}"
+            raise UsageError(msg) from None
+
+
+def _resolve(*, input_dir: Path, output_dir: Path, params_file: Path | None,
+             given: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:
     requested = load_params(params_file) if params_file else {g: {} for g in GROUPS}
     source = {k: str(params_file) for grp in requested.values() for k in grp}
     for group, cls in GROUPS.items():

@@ -10,17 +10,21 @@ exit with JobError's code instead.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import functools
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from pix2pix.cli import cli
-from pix2pix.errors import JobError, UsageError
+from pix2pix.errors import JobError, Pix2PixError, UsageError
 from pix2pix.pachyderm.refs import FileRef, parse_ref, qualify, split_name
 
 # -- shared options ------------------------------------------------------------------------------
@@ -141,9 +145,53 @@ def report_jobs(jobs: "JobReport", strict: bool) -> None:
                    f"landed (see `pix2pix logs -p {j.pipeline} --job {j.id}`)", err=True)
 
 
+@contextlib.contextmanager
+def says_what_landed(read: Callable[[], Any], say: Callable[[Any, Any], str]) -> Iterator[None]:
+    """An error inside ends with what really changed: ``read()`` (of the store) is taken before
+    and again after the fault, and ``say(before, after)`` words the difference. A fault after a
+    commit landed (a job's disk filling up) must not read as if nothing had happened."""
+    before = read()
+    try:
+        yield
+    except Pix2PixError as e:
+        try:
+            after = read()
+        except Pix2PixError:
+            raise e from None  # the store cannot be read either: say only what failed
+        raise type(e)(f"{e}; {say(before, after)}") from None
+
+
+def branch_head(eng, repo: str, branch: str) -> Callable[[], Any]:
+    """A ``read`` for :func:`says_what_landed`: the branch's head commit (None: no branch)."""
+    def read() -> Any:
+        b = eng.store.get_branch(repo, branch)
+        return None if b is None else b.head
+    return read
+
+
+def landed(repo: str) -> Callable[[Any, Any], str]:
+    """A ``say`` for :func:`says_what_landed` over :func:`branch_head`."""
+    return lambda before, after: (f"commit {repo}@{after} landed" if after != before
+                                  else "nothing was committed")
+
+
+# Verbs that only read: on a state folder that does not exist they read an empty store (as
+# pachctl's on an empty cluster) instead of making one there (a `pix2pix list repo` typed in
+# the wrong folder used to leave a ./.pix2pix behind).
+READ_ONLY_VERBS = {"list", "inspect", "get", "glob", "diff", "logs", "draw", "wait",
+                   "subscribe", "provenance", "fsck", "garbage-collect"}
+
+
 def open_engine(state_dir: Path | None, *, executor: str | None = None, no_run: bool | None = None,
             jobs: JobReport | None = None):
-    from pix2pix.pachyderm.engine import Engine
+    from pix2pix.pachyderm.engine import Engine, default_state_dir
+    ctx = click.get_current_context(silent=True)
+    words = ctx.command_path.split() if ctx is not None else []
+    if len(words) > 1 and words[1] in READ_ONLY_VERBS:
+        folder = state_dir if state_dir is not None else default_state_dir()
+        if not (Path(folder) / "engine.db").is_file():
+            state_dir = Path(tempfile.mkdtemp(prefix="pix2pix-empty-"))
+            atexit.register(shutil.rmtree, state_dir, True)
     return Engine(state_dir, executor=executor, defer=True if no_run else None, on_job=jobs)
 
 

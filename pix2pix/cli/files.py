@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 
 from pix2pix.cli.common import (
-    JobReport, copy_group, delete_group, diff_group, emit, get_group, glob_group, human_size,
+    JobReport, branch_head, copy_group, delete_group, diff_group, emit, get_group, glob_group, human_size,
     inspect_group, list_group, open_engine, output_option, project_option, put_group, ref_arg,
-    report_jobs, run_options, state_option, strict_option, table,
+    landed, report_jobs, run_options, says_what_landed, state_option, strict_option, table,
 )
 from pix2pix.errors import DataError, NotFoundError, UsageError
 from pix2pix.fsutil import atomic_write
@@ -115,6 +115,20 @@ def put_file_cmd(target: str, sources: tuple[str, ...], inputs: tuple[str, ...],
     jobs = JobReport()
     eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
     eng.inspect_repo(ref.repo)
+    with says_what_landed(branch_head(eng, ref.repo, branch), landed(ref.repo)):
+        info, finished, ops = _put(eng, ref.repo, branch, dest, srcs, target, untar=untar,
+                                   append=append, recursive=recursive, full_path=full_path,
+                                   description=description)
+    report_jobs(jobs, strict)
+    if not finished:
+        click.echo(f"{len(ops)} file(s) put into open commit {ref.repo}@{info.id}; it runs its "
+                   f"jobs once finished (`pix2pix finish commit {ref.repo}@{info.id}`)", err=True)
+    click.echo(f"{ref.repo}@{info.id}", err=True)
+
+
+def _put(eng, repo: str, branch: str, dest: str | None, srcs: list[str], target: str, *,
+         untar: bool, append: bool, recursive: bool, full_path: bool, description: str):
+    """The ops of ``put file``, stored, then applied in one commit: (info, finished, ops)."""
     many = len(srcs) > 1
     as_folder = many or target.endswith("/") or dest == "/"
     ops = []
@@ -134,12 +148,11 @@ def put_file_cmd(target: str, sources: tuple[str, ...], inputs: tuple[str, ...],
         else:
             with open(s, "rb") as fh:
                 ops.append(files.file_op(eng, where, fh, append=append))
-    info, finished = eng.modify(ref.repo, branch, ops, description=description)
-    report_jobs(jobs, strict)
-    if not finished:
-        click.echo(f"{len(ops)} file(s) put into open commit {ref.repo}@{info.id}; it runs its "
-                   f"jobs once finished (`pix2pix finish commit {ref.repo}@{info.id}`)", err=True)
-    click.echo(f"{ref.repo}@{info.id}", err=True)
+    if not ops:  # only empty folders (or tars): a commit of nothing is no put
+        raise DataError(f"{', '.join(srcs)}: no files to put (empty folder); nothing was "
+                        "committed")
+    info, finished = eng.modify(repo, branch, ops, description=description)
+    return info, finished, ops
 
 
 @delete_group.command("file")
@@ -157,7 +170,8 @@ def delete_file_cmd(target: str, strict: bool, project: str | None, executor: st
     jobs = JobReport()
     eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
     eng.inspect_file(ref.repo, ref.ref or "master", ref.path)
-    info, _ = eng.modify(ref.repo, ref.ref or "master", [files.FileOp("delete", ref.path)])
+    with says_what_landed(branch_head(eng, ref.repo, ref.ref or "master"), landed(ref.repo)):
+        info, _ = eng.modify(ref.repo, ref.ref or "master", [files.FileOp("delete", ref.path)])
     report_jobs(jobs, strict)
     click.echo(f"{ref.repo}@{info.id}", err=True)
 
@@ -290,7 +304,8 @@ def copy_file_cmd(source: str, dest: str, append: bool, strict: bool, project: s
     ops = files.copy_ops(eng, src.repo, src.ref, src.path, dst.path or src.path)
     if append:
         ops = [dataclasses.replace(op, op="append") for op in ops]
-    info, finished = eng.modify(dst.repo, dst.ref or "master", ops)
+    with says_what_landed(branch_head(eng, dst.repo, dst.ref or "master"), landed(dst.repo)):
+        info, finished = eng.modify(dst.repo, dst.ref or "master", ops)
     report_jobs(jobs, strict)
     click.echo(f"{len(ops)} file(s) copied into {dst.repo}@{info.id}"
                + ("" if finished else " (open commit)"), err=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pix2pix.cli import cli
+from pix2pix.errors import DataError
 from pix2pix.data.images import WRITE_FORMATS
 
 _dir = click.Path(path_type=Path, file_okay=False)
@@ -54,6 +55,7 @@ def process_cmd(operation: str, input_dir: Path, output_dir: Path, workers: int,
 
     result = process(operation=operation, input_dir=input_dir, output_dir=output_dir,
                      options=ProcessOptions(**opts), workers=workers)
+    nothing_written(operation, result.written, result.skipped, input_dir)
     click.echo(f"{operation}: {result.written} file(s) written to {output_dir}"
                + (f", {result.skipped} input(s) skipped" if result.skipped else ""), err=True)
 
@@ -111,6 +113,8 @@ def generate_cmd(model_dir: Path | None, checkpoint: Path | None, inputs: tuple[
                                     precision=precision, batch_size=options.batch_size)
         result = generate(translator=translator, inputs=list(inputs), output_dir=output_dir,
                           options=options)
+        nothing_written("generate", result.written, result.skipped,
+                        ", ".join(map(str, inputs)))
         click.echo(f"generate: {result.written} image(s) written to {output_dir}"
                    + (f" ({translator.precision})" if translator.precision != "float32" else "")
                    + (f" ({result.tiled} tiled)" if result.tiled else "")
@@ -122,3 +126,11 @@ def generate_cmd(model_dir: Path | None, checkpoint: Path | None, inputs: tuple[
         serve_datums(run_once)
     else:
         run_once()
+
+
+def nothing_written(what: str, written: int, skipped: int, inputs: object) -> None:
+    """Every input skipped is no success: exit as an empty folder does (DataError), so a
+    pipeline datum whose file is not an image fails, naming why, instead of passing empty."""
+    if written == 0 and skipped:
+        raise DataError(f"{inputs}: no image written: {what} skipped all {skipped} input(s) "
+                        "(each is named in a warning above)")

@@ -18,7 +18,8 @@ import click
 from pix2pix.cli.common import (
     JobReport, ago, create_group, delete_group, draw_group, edit_group, emit, inspect_group,
     list_group, open_engine, output_option, project_option, qname, report_jobs, run_options,
-    split_qname, start_group, state_option, stop_group, strict_option, table, update_group,
+    says_what_landed, split_qname, start_group, state_option, stop_group, strict_option, table,
+    update_group,
 )
 from pix2pix.errors import SpecError, UsageError
 from pix2pix.pachyderm.refs import DEFAULT_PROJECT
@@ -40,6 +41,29 @@ def _load_specs(files: tuple[str, ...], project: str | None) -> list[tuple[str, 
     return out
 
 
+def _versions(eng, specs: list[tuple[str, dict]]):
+    """A ``read`` for :func:`says_what_landed`: each named pipeline's version (None: absent)."""
+    names = [qname(None, _spec_name(spec)) for _, spec in specs]
+
+    def read() -> dict:
+        return {n: (p.version if (p := eng.store.get_pipeline(n)) else None) for n in names}
+    return read
+
+
+def _spec_name(spec: dict) -> str:
+    p = spec.get("pipeline") if isinstance(spec, dict) else None
+    name = str(p.get("name", "")) if isinstance(p, dict) else ""
+    project = p.get("project", {}).get("name") if isinstance(p, dict) and \
+        isinstance(p.get("project"), dict) else None
+    return f"{project}/{name}" if project and project != DEFAULT_PROJECT else name
+
+
+def _what_changed(before: dict, after: dict) -> str:
+    changed = [f"{n} (version {v})" for n, v in after.items() if v != before.get(n)]
+    return (f"pipeline(s) {', '.join(changed)} stored" if changed
+            else "no pipeline was created or changed")
+
+
 @create_group.command("pipeline")
 @click.option("-f", "--file", "files", multiple=True, required=True,
               help="Spec file (JSON or YAML; several documents with ---, or a JSON array); "
@@ -52,8 +76,10 @@ def create_pipeline_cmd(files: tuple[str, ...], strict: bool, project: str | Non
                         executor: str | None, no_run: bool | None, state_dir: Path | None) -> None:
     """Create pipelines; their first jobs run on the data already in their inputs."""
     jobs = JobReport()
-    infos = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs).create_pipelines(
-        _load_specs(files, project))
+    eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
+    specs = _load_specs(files, project)
+    with says_what_landed(_versions(eng, specs), _what_changed):
+        infos = eng.create_pipelines(specs)
     report_jobs(jobs, strict)
     for p in infos:
         click.echo(f"pipeline {p.name} (version {p.version}) created", err=True)
@@ -72,8 +98,10 @@ def update_pipeline_cmd(files: tuple[str, ...], reprocess: bool, strict: bool,
                         state_dir: Path | None) -> None:
     """Update pipelines (created if missing); unchanged datums are skipped unless --reprocess."""
     jobs = JobReport()
-    infos = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs).create_pipelines(
-        _load_specs(files, project), update=True, reprocess=reprocess)
+    eng = open_engine(state_dir, executor=executor, no_run=no_run, jobs=jobs)
+    specs = _load_specs(files, project)
+    with says_what_landed(_versions(eng, specs), _what_changed):
+        infos = eng.create_pipelines(specs, update=True, reprocess=reprocess)
     report_jobs(jobs, strict)
     for p in infos:
         click.echo(f"pipeline {p.name} updated to version {p.version}", err=True)

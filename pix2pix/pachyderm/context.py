@@ -62,6 +62,7 @@ class Context:
             raise store_error(e, f"state folder {self.state_dir}") from None
         self.blobs = BlobStore(self.state_dir / "blobs")
         self.store = Store(self.state_dir / "engine.db")
+        self.store.after_tx = self.blobs.settle  # a transaction ended: its blobs are settled
         self.jobs_dir = self.state_dir / "jobs"
         self.lock = StateLock(self.state_dir / "run.lock")
         # PFS -> PPS hooks, as pachd's transaction context has them: called inside the write

@@ -11,6 +11,7 @@ It receives the store and the blob store; what the job then publishes is :mod:`j
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
-from pix2pix.errors import JobError
+from pix2pix.errors import JobError, StoreFullError
 from pix2pix.pachyderm import datums as dm
 from pix2pix.pachyderm.blobs import BlobStore
 from pix2pix.pachyderm.executors import make_executor, stop, wait
@@ -31,6 +32,9 @@ from pix2pix.pachyderm.store import DatumRecord, Store
 from pix2pix.pachyderm.workspace import Workspace
 
 MAX_WORKERS = 8  # a small local pool: parallelismSpec.constant workers, at most one per CPU
+# Less free space than this under the job folder when a datum's code fails: its failure is put
+# down to the full disk (the code's own log says "No space left on device" somewhere in it).
+FULL_DISK_BYTES = 1 << 20
 
 
 def datum_env(spec: PipelineSpec, *, name: str, job_id: str, version: int, salt: str,
@@ -53,6 +57,15 @@ def datum_env(spec: PipelineSpec, *, name: str, job_id: str, version: int, salt:
         env[f"{m.name}_COMMIT"] = m.commit
     env.update(d.extra_env)
     return env
+
+
+def said(log_text: str) -> str:
+    """The code's own last ``Error:`` line (as pix2pix's commands print one), to go in the
+    datum's reason: "exit code 3: Error: /pfs/in/a.png: empty file" says what went wrong."""
+    for line in reversed(log_text.splitlines()[-50:]):
+        if line.startswith("Error:"):
+            return ": " + line[:300]
+    return ""
 
 
 def spec_commit(name: str, version: int, salt: str) -> str:
@@ -84,6 +97,7 @@ class Driver:
     def plan(self) -> list[dm.Datum]:
         """Every datum of the job; unchanged ones are recorded skipped, the rest returned."""
         datums = dm.compute(self.spec.input, self.commits, salt=self.salt)
+        self.blobs.pin()  # skipped datums re-reference old outputs: no collection meanwhile
         prev = {} if self.spec.every_job else self.store.previous_datums(self.name, self.id)
         todo = []
         for d in datums:
@@ -166,7 +180,15 @@ class Driver:
         log_text, reason, started = "", "", time.time()
         accept = {0, *self.transform.accept_return_code}
         for attempt in range(1, self.tries + 1):
-            env = self.prepare(d)
+            try:
+                env = self.prepare(d)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                self.fail_datum(d, "disk full in the job's scratch folder while placing its "
+                                "inputs; free space under the state folder and commit again",
+                                log_text, attempt, started)
+                return
             log = self.ws.dir / f"log-{d.id[:12]}-{attempt}"
             timeout = self.datum_time_left()
             rc, timed_out = wait(self.ws.start(self.ws.request(self.transform, env, log)), timeout)
@@ -176,7 +198,10 @@ class Driver:
                 self.succeed(d, log_text, attempt, started)
                 return
             reason = (f"timed out after {timeout:g}s (datumTimeout/jobTimeout)" if timed_out
-                      else f"exit code {rc}")
+                      else f"exit code {rc}" + said(log_text))
+            if self.ws.disk_free() < FULL_DISK_BYTES:
+                reason += " (the disk under the state folder was full: /pfs/out and scratch " \
+                          "share it)"
             self.job_time_left()  # a job past its jobTimeout stops retrying
         if self.transform.err_cmd and self.recover(d, reason, log_text, started):
             return
@@ -188,6 +213,10 @@ class Driver:
             outs = self.ws.collect()
         except JobError as e:  # an unsafe output: another try would make it again
             self.fail_datum(d, str(e), log_text, tries, started)
+            return
+        except StoreFullError as e:
+            self.fail_datum(d, f"disk full: its output in /pfs/out did not fit in the store "
+                            f"({e})", log_text, tries, started)
             return
         self.record(d, DatumState.SUCCESS, outs, tries=tries, log=log_text, started=started)
 
@@ -207,6 +236,8 @@ class Driver:
 
     def fail_datum(self, d: dm.Datum, reason: str, log_text: str, tries: int,
                    started: Optional[float]) -> None:
+        # What the datum left may be what filled the disk: free it before recording the failure.
+        self.ws.clear_out()
         reason = f"{reason} after {tries} tr{'y' if tries == 1 else 'ies'}; inputs: " + \
             ", ".join(f"{m.repo}@{m.commit}:{m.glob_path}" for m in d.matches)
         self.record(d, DatumState.FAILED, [], tries=tries, log=log_text, reason=reason,
@@ -243,8 +274,11 @@ class Driver:
         return left
 
     def cleanup(self) -> None:
+        """Stop the code, release the executors and remove the job folder (idempotent: a failed
+        job is cleaned up before its failure is recorded, as the folder may fill the disk)."""
         for ws in self.workspaces:
             if ws.proc is not None and ws.proc.poll() is None:
                 stop(ws.proc, grace_s=2.0)  # e.g. Ctrl-C: the code runs in its own session
             ws.executor.close()
+        self.workspaces.clear()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Optional
 
 from pix2pix.errors import StoreBusyError
-from pix2pix.pachyderm import (branches, commits, cron, dag, files, jobs, pipelines, projects,
-                               provenance, queries, repos, services)
+from pix2pix.pachyderm import (branches, commits, cron, dag, files, fsck, jobs, pipelines,
+                               projects, provenance, queries, repos, services)
 from pix2pix.pachyderm.context import Context, default_state_dir
 from pix2pix.pachyderm.info import (
     BranchInfo, CommitInfo, DatumInfo, FileInfo, JobInfo, LogLine, PipelineInfo, Provenance,
@@ -84,6 +84,12 @@ class Engine(Context):
         commits.forget_dead_commits(self)
         jobs.forget_dead_jobs(self)
         self.blobs.clean_tmp()
+        # Before this process's first write, if a killed or failed write left garbage.
+        self.blobs.collector = functools.partial(fsck.collect_garbage, self)
+
+    def garbage_collect(self, *, wait_s: float = 0.0) -> Optional[fsck.Garbage]:
+        """Remove what killed or failed writes left (see :func:`fsck.collect_garbage`)."""
+        return fsck.collect_garbage(self, wait_s=wait_s)
 
     def _ran(self, run: Optional[bool]) -> None:
         """Run the queued jobs now, unless deferred (``run=False`` or the engine's ``defer``)."""

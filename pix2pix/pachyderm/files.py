@@ -170,6 +170,7 @@ def copy_ops(ctx: Context, src_repo: str, src_ref: Optional[str], src_path: str,
              dest: str) -> list[FileOp]:
     """Puts that copy a file, or a folder and everything under it, to ``dest`` (the content is
     shared: blobs are addressed by their hash)."""
+    ctx.blobs.pin()  # references on their way: no collection until they are staged
     cid, tree = _tree(ctx, src_repo, src_ref)
     src_path = clean_path(src_path)
     paths = trees.under(tree, src_path)

@@ -14,13 +14,15 @@ runs again.
 """
 from __future__ import annotations
 
+import errno
 import shutil
 import time
 from pathlib import Path
 from typing import Optional
 
-from pix2pix.errors import JobError, NotFoundError, Pix2PixError
+from pix2pix.errors import JobError, NotFoundError, Pix2PixError, StoreError, StoreFullError
 from pix2pix.pachyderm import procs
+from pix2pix.pachyderm.blobs import store_error
 from pix2pix.pachyderm.batching import BatchingRun
 from pix2pix.pachyderm.commits import open_tree, propagate
 from pix2pix.pachyderm.context import Context, new_id
@@ -160,16 +162,33 @@ def run_job(ctx: Context, job: JobInfo) -> None:
             driver.run_each(todo)
         driver.check_failures()
         _publish(ctx, driver)
-    except Pix2PixError as e:  # a datum failed, no container tool, disk full...
-        _end(ctx, driver.name, driver.id, JobState.FAILURE, str(e), driver=driver)
     except BaseException as e:
-        if isinstance(e, Exception):
-            _end(ctx, driver.name, driver.id, JobState.FAILURE, f"engine error: {e}", driver=driver)
-        else:  # Ctrl-C: record it, keep it queued, then let it stop the command
+        # The job folder may be what filled the disk: free it before recording the outcome, so
+        # a full disk fails this job with its reason instead of leaving it "running".
+        driver.cleanup()
+        if not isinstance(e, Exception):  # Ctrl-C: record it, keep it queued, then stop
             _record_killed(ctx, driver.name, driver.id, "interrupted", driver=driver)
             raise
+        reason = failure_reason(e)
+        try:
+            _end(ctx, driver.name, driver.id, JobState.FAILURE, reason, driver=driver)
+        except StoreError as recording:
+            raise type(recording)(f"job {driver.name}@{driver.id} failed ({reason}) and that "
+                                  f"could not be recorded: {recording}; it stays queued for "
+                                  "`pix2pix run`") from None
     finally:
         driver.cleanup()
+
+
+def failure_reason(e: Exception) -> str:
+    """Why a job failed, in words: a full disk says where (metadata, blobs or scratch)."""
+    if isinstance(e, StoreFullError):
+        return f"disk full while running the job: {e}"
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return f"disk full while running the job: {store_error(e, 'job scratch folder')}"
+    if isinstance(e, Pix2PixError):  # a datum failed, no container tool...
+        return str(e)
+    return f"engine error: {e}"
 
 
 def _counts(driver: Optional[Driver]) -> dict[str, int]:

@@ -252,6 +252,8 @@ class ServiceRunner(Supervised):
         self.log(f"listening on {service_url(p)}, forwarding to 127.0.0.1:{self.internal}")
         self.store.set_service(self.name, state=ServiceState.WAITING.value, url=service_url(p),
                                detail="nothing to serve yet")
+        if self.next_job(p) is None:
+            self.resume(p)
         while (p := self.pipeline()) is not None:
             job = self.next_job(p)
             if job is not None:
@@ -290,6 +292,31 @@ class ServiceRunner(Supervised):
         for old in queued[:queued.index(newest)]:
             self.finish_job(old.id, reason=f"replaced by job {newest.id} before it served")
         return newest
+
+    def resume(self, p: PipelineInfo) -> None:
+        """Started again (start pipeline, or a supervisor that was stopped or killed) with no job
+        queued: serve what the last job that served did, as a restarted pachd service serves
+        its input's newest datum. The job keeps its state; nothing new is recorded."""
+        last = next((j for j in self.store.list_jobs(self.name)
+                     if j.state == JobState.SUCCESS and j.total == 1), None)
+        if last is None:
+            return
+        spec = (self.store.pipeline_version(self.name, last.spec_version) or p).parsed
+        try:
+            datums = dm.compute(spec.input, jobs.input_commits(self.ctx, spec, last),
+                                salt=last.salt)
+        except Pix2PixError as e:
+            self.log(f"cannot serve job {last.id} again: {e}")
+            return
+        if len(datums) != 1:
+            return
+        d = datums[0]
+        env = datum_env(spec, name=self.name, job_id=last.id, version=last.spec_version,
+                        salt=last.salt, d=d)
+        env.update(self.base_env(p))
+        self.serving = (last, d, env)
+        self.start_serving(p)
+        self.announce(last, d, again=True)
 
     def take(self, p: PipelineInfo, job: JobInfo) -> None:
         """Serve ``job``'s datum: check its inputs, place it, swap the code onto it."""
@@ -333,11 +360,16 @@ class ServiceRunner(Supervised):
                                detail=f"bringing in job {job.id}")
         self.swap(p, had=previous is not None)
         self.finish_job(job.id, reason="", total=1, datum=d)
+        self.announce(job, d)
+
+    def announce(self, job: JobInfo, d: dm.Datum, *, again: bool = False) -> None:
+        """Record and log what the code now serves."""
         self.store.set_service(self.name, state=ServiceState.RUNNING.value, detail="",
                                serving=json.dumps({"job": job.id, "inputs": [
                                    {"repo": m.repo, "branch": m.branch, "commit": m.commit}
                                    for m in d.matches]}))
-        self.log(f"serving job {job.id}: " + ", ".join(f"{m.repo}@{m.commit}" for m in d.matches))
+        self.log(f"serving job {job.id}{' again' if again else ''}: "
+                 + ", ".join(f"{m.repo}@{m.commit}" for m in d.matches))
 
     def finish_job(self, job_id: str, *, reason: str, total: int = 0,
                    datum: Optional[dm.Datum] = None) -> None:

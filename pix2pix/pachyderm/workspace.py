@@ -105,6 +105,23 @@ class Workspace:
                 have[rel] = digest
         self.placed[name] = have
 
+    def clear_out(self) -> None:
+        """Empty /pfs/out (what a failed datum left there), leaving an empty folder."""
+        out = self.root / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            os.chmod(out, 0o777)  # an image may run its code as a non-root user
+        except OSError:
+            pass  # the next prepare() makes it again
+
+    def disk_free(self) -> int:
+        """Bytes free on the disk of this workspace (the state folder's disk)."""
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return 1 << 62
+
     def collect(self) -> list[tuple[str, str, int]]:
         """The datum's outputs: the files under /pfs/out, stored as blobs. A symlink is followed
         only to a file inside this job's /pfs (an input, another output), never to a host file:

@@ -75,6 +75,12 @@ def test_demo_runs_whole_dag(tmp_path: Path):
          str(out / "state")], capture_output=True, text=True, timeout=120).stdout)
     assert [(m["commit"], m["branches"]) for m in listed] == [(model[1], ["master", "production"])]
     assert listed[0]["metrics"]["l1"] > 0 and listed[0]["evaluated_images"] == 2
+    # generate_images' datum logs carry the code's lines, not python_pachyderm's config search.
+    logs = subprocess.run([sys.executable, "-m", "pix2pix", "logs", "-p", "generate_images",
+                           "--state", str(out / "state")], capture_output=True, text=True,
+                          timeout=120)
+    assert logs.returncode == 0 and logs.stdout.strip(), logs.stderr
+    assert "no config found" not in logs.stdout
 
     # A second run on the same state reuses it: the repos and pipelines are updated, not
     # duplicated. Without --stop-service it returns with the model still served in the

@@ -229,12 +229,19 @@ def test_stop_start_and_delete(svc_eng: Engine):
     internal, external = free_port(), free_port()
     svc_eng.create_pipeline(service_spec(internal=internal, external=external))
     wait_until(lambda: get(external)[0] == 200, what="an answer")
+    # Its job has served and is done (nothing queued): a start must serve the same datum again.
+    job = wait_until(lambda: (j := svc_eng.list_jobs("web")[0]).state == "success" and j,
+                     what="the service's job to end")
     stopped = svc_eng.stop_pipeline("web")
     assert stopped.state == "paused"
     assert svc_eng.inspect_pipeline("web").service_state == "stopped"
     assert refused(external) and refused(internal)
     svc_eng.start_pipeline("web")
     assert get(external)[:2] == (200, "v1")
+    wait_until(lambda: any(line.message.startswith(f"supervisor: serving job {job.id} again")
+                           for line in svc_eng.logs("web")), what="the log of the resume")
+    assert svc_eng.inspect_pipeline("web").service_job == job.id
+    assert [j.id for j in svc_eng.list_jobs("web")] == [job.id]  # nothing new recorded
     svc_eng.delete_pipeline("web")
     assert refused(external) and refused(internal)
     assert not (svc_eng.state_dir / "services" / "web" / "code.pid").exists()

@@ -96,13 +96,12 @@ def snapshot(eng, repo: str) -> dict[str, dict[str, str]]:
             for c in eng.list_commits(repo) if c.finished is not None}
 
 
-@pytest.fixture
-def tiny_tmpfs():
-    """A 1 MiB tmpfs (needs root and mount); skipped where it cannot be made."""
+def _tmpfs(size: str):
+    """A tmpfs of ``size`` (needs root and mount); skipped where it cannot be made."""
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("mounting a tmpfs needs root")
     d = Path(tempfile.mkdtemp(prefix="pix2pix-full-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
                        capture_output=True)
     if r.returncode != 0:
         d.rmdir()
@@ -112,6 +111,18 @@ def tiny_tmpfs():
     finally:
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_tmpfs():
+    """A 1 MiB tmpfs (needs root and mount); skipped where it cannot be made."""
+    yield from _tmpfs("1m")
+
+
+@pytest.fixture
+def small_tmpfs():
+    """A 20 MiB tmpfs: room for a store and a job, not for a job that fills it."""
+    yield from _tmpfs("20m")
 
 
 @pytest.fixture

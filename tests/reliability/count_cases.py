@@ -21,7 +21,7 @@ REFERENCED: dict[str, list[str]] = {
     "fault": [
         "tests/engine/test_engine_store.py::test_sigkill_during_put_leaves_no_partial_commit",
         "tests/engine/test_engine_store.py::test_concurrent_writers_on_one_branch_both_land",
-        "tests/engine/test_engine_store.py::test_reader_sees_whole_commits_only",
+        "tests/engine/test_engine_store.py::test_reader_sees_whole_puts_only",
         "tests/engine/test_engine_store.py::test_disk_full_is_a_store_error_and_commits_nothing",
         "tests/engine/test_engine_store.py::test_read_only_filesystem_is_a_store_error",
         "tests/engine/test_engine_store.py::test_read_only_state_folder_gives_store_error",

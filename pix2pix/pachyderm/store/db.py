@@ -170,8 +170,9 @@ def db_error(e: sqlite3.Error, db: Path) -> StoreError:
         return StoreError(f"{db}: the state folder is not writable ({msg}); use --state DIR or "
                           "PIX2PIX_STATE to pick a writable one")
     if "full" in msg:
-        return StoreFullError(f"{db}: disk full ({msg}); free space and retry, nothing was "
-                              "committed")
+        # Whether anything was committed is for the caller to say, after re-reading the store.
+        return StoreFullError(f"{db}: disk full (the metadata database cannot grow); free "
+                              "space and retry")
     if "locked" in msg or "busy" in msg:
         return StoreBusyError(f"{db}: the store stayed busy ({msg}); another pix2pix command "
                               "holds it, retry when it ends")
@@ -188,6 +189,9 @@ class Database:
     def __init__(self, db_path: Path, *, busy_timeout_s: float = 60.0):
         self.db_path = Path(db_path)
         self.busy_timeout_s = busy_timeout_s
+        # Called in the thread with True after each outermost commit, False after a rollback
+        # (the blob store settles the thread's pin: blobs.py).
+        self.after_tx: Callable[[bool], None] | None = None
         self._local = threading.local()
         self._init_schema()
 
@@ -231,10 +235,17 @@ class Database:
             c.execute("COMMIT")
         except sqlite3.Error as e:
             _rollback(c)
+            self._settled(False)
             raise db_error(e, self.db_path) from None
         except BaseException:
             _rollback(c)
+            self._settled(False)
             raise
+        self._settled(True)
+
+    def _settled(self, committed: bool) -> None:
+        if self.after_tx is not None:
+            self.after_tx(committed)
 
     # -- statements (for the query modules of this package only) -------------------------------
     def _rows(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:

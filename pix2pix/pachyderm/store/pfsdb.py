@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from pix2pix.pachyderm.info import BranchInfo, CommitInfo, ProjectInfo, Provenance, RepoInfo
 from pix2pix.pachyderm.refs import split_name
@@ -297,6 +297,25 @@ class PfsQueries(Database):
         return [StagedOp(r["op"], r["path"], r["hash"], r["size"]) for r in self._rows(
             "SELECT op, path, hash, size FROM staged WHERE repo=? AND commit_id=? ORDER BY seq",
             (repo, commit_id))]
+
+    def referenced_blobs(self) -> set[str]:
+        """Every blob hash something refers to: a commit's files, an open commit's staged
+        puts, a datum's outputs (kept for skipping). One statement: one consistent snapshot."""
+        return {r[0] for r in self._rows(
+            "SELECT hash FROM files UNION SELECT hash FROM staged WHERE hash IS NOT NULL "
+            "UNION SELECT hash FROM datum_outputs")}
+
+    def blob_references(self) -> Iterator[tuple[str, str, int]]:
+        """(where, hash, size) of every reference to a blob, for fsck: ``where`` names the
+        commit file, staged put or datum output."""
+        for r in self._rows("SELECT repo, commit_id, path, hash, size FROM files"):
+            yield f"commit {r[0]}@{r[1]}:{r[2]}", r[3], r[4]
+        for r in self._rows("SELECT repo, commit_id, path, hash, size FROM staged WHERE hash "
+                            "IS NOT NULL"):
+            yield f"open commit {r[0]}@{r[1]}:{r[2]} (staged)", r[3], r[4]
+        for r in self._rows("SELECT pipeline, job_id, datum_id, path, hash, size FROM "
+                            "datum_outputs"):
+            yield f"job {r[0]}@{r[1]} datum {r[2][:12]} output {r[3]}", r[4], r[5]
 
     def count_staged(self) -> int:
         """Staged operations of every open commit (0 once they are all finished or dropped)."""
