@@ -76,8 +76,10 @@ def _collect_scratch(ctx: Context) -> int:
     return removed
 
 
-def check(ctx: Context, *, fix: bool = False) -> Iterator[str]:
-    """The problems found (one line each), repairing what ``fix`` allows."""
+def check(ctx: Context, *, fix: bool = False, garbage: bool = True) -> Iterator[str]:
+    """The problems found (one line each), repairing what ``fix`` allows. ``garbage=False``
+    (pachd's Fsck over gRPC) reports damage only: pachd collects its garbage itself and does
+    not count it, and a serving process may be writing while it checks."""
     store, blobs = ctx.store, ctx.blobs
     for repo in store.list_repos():
         for b in store.list_branches(repo.name):
@@ -105,16 +107,17 @@ def check(ctx: Context, *, fix: bool = False) -> Iterator[str]:
             yield f"{where}: its content (blob {digest[:12]}) is missing"
         elif sizes[digest] != size:
             yield f"{where}: its content (blob {digest[:12]}) has the wrong size"
-    yield from _check_blobs(ctx, fix)
+    yield from _check_blobs(ctx, fix, garbage)
 
 
-def _check_blobs(ctx: Context, fix: bool) -> Iterator[str]:
+def _check_blobs(ctx: Context, fix: bool, garbage: bool = True) -> Iterator[str]:
     """Every blob's content against its name; garbage (collected with ``fix``)."""
     blobs = ctx.blobs
-    with blobs.exclusive(wait_s=30.0) as got:
+    with blobs.exclusive(wait_s=30.0 if garbage else 0.0) as got:
         if not got:
-            yield ("blobs: other processes kept writing for 30 s; contents and garbage not "
-                   "checked (run fsck again when they are done)")
+            if garbage:
+                yield ("blobs: other processes kept writing for 30 s; contents and garbage "
+                       "not checked (run fsck again when they are done)")
             return
         referenced = ctx.store.referenced_blobs()
         unreferenced = bad = 0
@@ -130,6 +133,8 @@ def _check_blobs(ctx: Context, fix: bool) -> Iterator[str]:
                        f"{actual[:12]}); the files that refer to it cannot be read back as "
                        "they were put")
         stale = len(blobs.stale_writers())
+    if not garbage:
+        return
     scratch = sum(1 for _ in ctx.jobs_dir.iterdir()) if ctx.jobs_dir.is_dir() else 0
     if scratch:
         live = {job_dir(ctx, p, j).name for p, j, o in ctx.store.live_job_owners()

@@ -405,6 +405,6 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
                 yield wrappers_pb2.BytesValue(value=chunk)
 
     def Fsck(self, request, context):
-        for problem in fsck.check(self.eng, fix=request.fix):
+        for problem in fsck.check(self.eng, fix=request.fix, garbage=False):
             yield pfs_pb2.FsckResponse(error=problem)
 

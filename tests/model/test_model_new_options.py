@@ -22,7 +22,8 @@ from tests.model.test_model_cli import main_in_process, one_error_line
 
 REPO = Path(__file__).resolve().parents[2]
 
-# One non-default value for every new option (vgg_weights/val_dir: paths need not exist here).
+# One non-default value for every new option (val_dir need not exist here; the params.yaml test
+# makes the vgg_weights file, since resolving a params file checks its values as train does).
 NEW_MODEL = {"generator": "resnet_6blocks", "no_dropout": True, "num_D": 2}
 NEW_DATA = {"preprocess": "patches", "patches_per_image": 3, "patch_sampling": "grid",
             "val_fraction": 0.25}
@@ -59,13 +60,17 @@ def test_every_new_option_round_trips_through_options_json_and_resume(tmp_path):
                             given={key: value})
 
 
-def test_params_yaml_accepts_every_new_option_grouped_flat_and_by_alias(tmp_path):
+def test_params_yaml_accepts_every_new_option_grouped_flat_and_by_alias(tmp_path, monkeypatch):
     import yaml
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump({"model": NEW_MODEL, "data": NEW_DATA, "train": NEW_TRAIN}))
     assert load_params(p) == {"model": NEW_MODEL, "data": NEW_DATA, "train": NEW_TRAIN}
     p.write_text(yaml.safe_dump({**NEW_MODEL, **NEW_DATA, **NEW_TRAIN, "lambda_L1": 0}))
     (tmp_path / "in").mkdir()
+    # resolve_options checks a params file's values as train will (naming params.yaml), and
+    # --vgg_weights must then name a file: one is there, relative to the working folder.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / NEW_TRAIN["vgg_weights"]).write_bytes(b"")
     model, data, train = resolve_options(input_dir=tmp_path / "in", output_dir=tmp_path / "o",
                                          params_file=p, given={})
     assert (model, data, train) == _as_configs(train={"l1_weight": 0.0})
