@@ -245,7 +245,11 @@ def list_file_cmd(source: str, project: str | None, fmt: str, state_dir: Path | 
     """List a folder: NAME TYPE SIZE."""
     ref = ref_arg(project, source)
     eng = open_engine(state_dir)
-    infos = eng.list_files(ref.repo, ref.ref, ref.path or "/")
+    _show_files(eng, ref, eng.list_files(ref.repo, ref.ref, ref.path or "/"), fmt)
+
+
+def _show_files(eng, ref, infos: list, fmt: str) -> None:
+    """NAME TYPE SIZE (or the data), after the warning a read of an errored commit gets."""
     warn_if_errored(eng, ref.repo, ref.ref)
     emit(fmt, infos, lambda: table(["NAME", "TYPE", "SIZE"], file_rows(infos)))
 
@@ -263,9 +267,7 @@ def glob_file_cmd(pattern: str, project: str | None, fmt: str, state_dir: Path |
     if not colon or not glob:
         raise UsageError(f"{pattern!r}: give the pattern after the colon: \"repo@ref:/*.png\"")
     eng = open_engine(state_dir)
-    infos = eng.glob_files(ref.repo, ref.ref, glob)
-    warn_if_errored(eng, ref.repo, ref.ref)
-    emit(fmt, infos, lambda: table(["NAME", "TYPE", "SIZE"], file_rows(infos)))
+    _show_files(eng, ref, eng.glob_files(ref.repo, ref.ref, glob), fmt)
 
 
 @inspect_group.command("file")
