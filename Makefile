@@ -16,7 +16,7 @@ PYTEST_WORKERS ?= 2
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,plots]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,plots,wandb]'
 	touch $@
 
 demo: $(STAMP)

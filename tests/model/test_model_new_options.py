@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,9 @@ def test_params_yaml_accepts_every_new_option_grouped_flat_and_by_alias(tmp_path
     # --vgg_weights must then name a file: one is there, relative to the working folder.
     monkeypatch.chdir(tmp_path)
     (tmp_path / NEW_TRAIN["vgg_weights"]).write_bytes(b"")
+    # "wandb: proj" is checked as train checks it: the optional extra must import. This test is
+    # about parsing, so it stands in a module either way (the missing case has its own test).
+    monkeypatch.setitem(sys.modules, "wandb", types.ModuleType("wandb"))
     model, data, train = resolve_options(input_dir=tmp_path / "in", output_dir=tmp_path / "o",
                                          params_file=p, given={})
     assert (model, data, train) == _as_configs(train={"l1_weight": 0.0})
