@@ -74,7 +74,7 @@ def test_four_pipelines_run_in_the_image_with_provenance(image, tmp_path):
     _pix2pix(env, "create", "branch", "model@production", "--head", "master")
     _pix2pix(env, "put", "file", "input_images@master", *[a for p in images for a in ("-f", str(p))])
 
-    jobs = _pix2pix(env, "list", "job").stdout
+    jobs = _pix2pix(env, "list", "job", "-x").stdout  # one line per job
     for stage in STAGES:
         rows = [ln for ln in jobs.splitlines() if ln.startswith(stage + " ")]
         assert rows and all("success" in r for r in rows), jobs
