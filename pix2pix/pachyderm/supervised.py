@@ -311,12 +311,16 @@ class ServiceRunner(Supervised):
         if len(datums) != 1:
             return
         d = datums[0]
-        env = datum_env(spec, name=self.name, job_id=last.id, version=last.spec_version,
-                        salt=last.salt, d=d)
-        env.update(self.base_env(p))
-        self.serving = (last, d, env)
+        self.serving = (last, d, self.served_env(p, spec, last, d))
         self.start_serving(p)
         self.announce(last, d, again=True)
+
+    def served_env(self, p: PipelineInfo, spec, job: JobInfo, d) -> dict[str, str]:
+        """The environment the service's code runs with for ``job``'s datum ``d``."""
+        env = datum_env(spec, name=self.name, job_id=job.id, version=job.spec_version,
+                        salt=job.salt, d=d)
+        env.update(self.base_env(p))
+        return env
 
     def take(self, p: PipelineInfo, job: JobInfo) -> None:
         """Serve ``job``'s datum: check its inputs, place it, swap the code onto it."""
@@ -352,10 +356,7 @@ class ServiceRunner(Supervised):
             self.finish_job(job.id, reason="", total=0)
             return
         d = datums[0]
-        env = datum_env(spec, name=self.name, job_id=job.id, version=job.spec_version,
-                        salt=job.salt, d=d)
-        env.update(self.base_env(p))
-        previous, self.serving = self.serving, (job, d, env)
+        previous, self.serving = self.serving, (job, d, self.served_env(p, spec, job, d))
         self.store.set_service(self.name, state=ServiceState.SWAPPING.value,
                                detail=f"bringing in job {job.id}")
         self.swap(p, had=previous is not None)
